@@ -1,0 +1,1 @@
+//! rampart-history (placeholder)
