@@ -1,0 +1,1 @@
+//! Live-picture benchmarks: bounding-box query latency and memory per entity. (being written)
