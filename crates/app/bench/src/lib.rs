@@ -4,7 +4,9 @@
 //! benchmark and returns its figures as a [`Figures`] table, which `rampart bench` prints.
 //! Benchmarks run in release builds only; tests never time anything.
 
+pub mod engine;
 pub mod history;
+pub mod http;
 pub mod picture;
 pub mod util;
 
@@ -40,4 +42,36 @@ impl std::fmt::Display for Figures {
         }
         Ok(())
     }
+}
+
+/// Runs the benchmark `name` (`engine`, `query`, `memory`, `history`, `track`, `replay`,
+/// `http` or `all`) and prints its figures. `quick` shrinks the sizes for a smoke run.
+pub fn run(name: &str, quick: bool, json: bool) -> anyhow::Result<()> {
+    let all = name == "all";
+    let known = ["engine", "query", "memory", "history", "track", "replay", "http", "all"];
+    if !known.contains(&name) {
+        anyhow::bail!("unknown benchmark {name:?} (known: {})", known.join(", "));
+    }
+    let scale = |full: usize, small: usize| if quick { small } else { full };
+    let mut results = Vec::new();
+    if all || name == "engine" {
+        results.push(engine::ingest(scale(100_000, 10_000), scale(5_000_000, 200_000), 1_000)?);
+    }
+    if all || name == "query" {
+        results.push(picture::query(scale(1_000_000, 50_000), scale(10_000, 500), 1));
+    }
+    if all || name == "memory" {
+        results.push(picture::memory(scale(1_000_000, 50_000), 1));
+    }
+    // HISTORY-BENCH-PLACEHOLDER
+    if all || name == "http" {
+        results.push(http::ingest(scale(100_000, 10_000), scale(1_000, 50), 1_000, 4)?);
+    }
+    for f in &results {
+        println!("{f}");
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    }
+    Ok(())
 }

@@ -1,1 +1,160 @@
-fn main() {}
+//! The `rampart` command line: `serve`, `demo` and `bench`.
+
+mod config;
+mod node;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+
+/// Rampart: a secure IoT platform and live common operating picture in one binary.
+#[derive(Parser)]
+#[command(name = "rampart", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node: ingest reports, keep the live picture and history, serve the API.
+    Serve(ServeArgs),
+    /// Run a node with a built-in scenario of moving entities, for a first look.
+    Demo(DemoArgs),
+    /// Measure performance against the targets in BENCHMARKS.md (use a release build).
+    Bench(BenchArgs),
+}
+
+/// Options shared by `serve` and `demo`. Flags override environment variables, which
+/// override the config file, which overrides the defaults.
+#[derive(Args)]
+struct NodeArgs {
+    /// TOML configuration file.
+    #[arg(long, short = 'c', env = "RAMPART_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (history lives under DIR/history).
+    #[arg(long, env = "RAMPART_DATA", value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// A listener as KIND=ADDR, repeatable, e.g. `--listen http=127.0.0.1:8080`. Port 0 picks
+    /// a free port. Kinds: http.
+    #[arg(long, env = "RAMPART_LISTEN", value_name = "KIND=ADDR", value_delimiter = ',')]
+    listen: Vec<String>,
+    /// Drop history older than this many seconds.
+    #[arg(long, env = "RAMPART_RETENTION_MAX_AGE_SECS", value_name = "SECS")]
+    retention_max_age_secs: Option<u64>,
+    /// Keep at most this many bytes of history on disk.
+    #[arg(long, env = "RAMPART_RETENTION_MAX_BYTES", value_name = "BYTES")]
+    retention_max_bytes: Option<u64>,
+    /// Most live entities.
+    #[arg(long, env = "RAMPART_MAX_ENTITIES", value_name = "N")]
+    max_entities: Option<usize>,
+    /// Seconds a stale entity stays in the live picture before it is dropped.
+    #[arg(long, env = "RAMPART_STALE_GRACE_SECS", value_name = "SECS")]
+    stale_grace_secs: Option<u64>,
+    /// Largest HTTP request body in bytes.
+    #[arg(long, env = "RAMPART_MAX_BODY_BYTES", value_name = "BYTES")]
+    max_body_bytes: Option<usize>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    node: NodeArgs,
+    /// Simulated entities.
+    #[arg(long, default_value_t = 2500)]
+    entities: usize,
+    /// Scenario seed: the same seed gives the same scenario.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Which benchmark: engine, query, memory, history, track, replay, http, or all.
+    #[arg(value_name = "NAME", default_value = "all")]
+    name: String,
+    /// Smaller sizes, for a quick look (figures are not comparable with the targets).
+    #[arg(long)]
+    quick: bool,
+    /// Print the figures as JSON too.
+    #[arg(long)]
+    json: bool,
+}
+
+impl NodeArgs {
+    /// The effective configuration: file, then environment and flags on top.
+    fn resolve(&self, default_listen: &str) -> anyhow::Result<Config> {
+        let mut cfg = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if let Some(d) = &self.data {
+            cfg.data = d.clone();
+        }
+        if !self.listen.is_empty() {
+            cfg.listen = self.listen.clone();
+        }
+        if cfg.listen.is_empty() {
+            cfg.listen = vec![default_listen.to_string()];
+        }
+        if let Some(v) = self.retention_max_age_secs {
+            cfg.history.max_age_secs = v;
+        }
+        if let Some(v) = self.retention_max_bytes {
+            cfg.history.max_bytes = v;
+        }
+        if let Some(v) = self.max_entities {
+            cfg.picture.max_entities = v;
+        }
+        if let Some(v) = self.stale_grace_secs {
+            cfg.picture.stale_grace_secs = v;
+        }
+        if let Some(v) = self.max_body_bytes {
+            cfg.http.max_body_bytes = v;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Serve(a) => {
+            let cfg = a.node.resolve("http=127.0.0.1:8080")?;
+            node::run(cfg, None)
+        }
+        Command::Demo(a) => {
+            let mut cfg = a.node.resolve("http=127.0.0.1:8080")?;
+            if a.node.data.is_none() && a.node.config.is_none() {
+                cfg.data = std::env::temp_dir().join(format!("rampart-demo-{}", std::process::id()));
+            }
+            node::run(
+                cfg,
+                Some(node::DemoOptions {
+                    entities: a.entities,
+                    seed: a.seed,
+                }),
+            )
+        }
+        Command::Bench(a) => rampart_bench::run(&a.name, a.quick, a.json),
+    }
+}

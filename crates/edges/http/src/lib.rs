@@ -1,1 +1,150 @@
-//! rampart-http (placeholder)
+//! # rampart-http
+//!
+//! The HTTP edge of a Rampart node. It owns:
+//!
+//! - `reports`: `POST /api/v1/reports`, JSON in, acknowledged once durable;
+//! - `entities`: GeoJSON queries of the live picture and of history tracks;
+//! - `stream`: the WebSocket live picture (snapshot, then deltas, per-client filters);
+//! - `ops`: `/healthz`, `/metrics` and `/api/v1/openapi.json`;
+//! - `listener`: a TCP listener that counts and bounds connections.
+//!
+//! Handlers only translate between HTTP and the engine; all state lives in the engine.
+
+mod entities;
+mod error;
+mod listener;
+mod openapi;
+mod ops;
+mod reports;
+mod stream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use rampart_engine::{Engine, ReportSink};
+
+pub use listener::{CountingListener, PeerAddr};
+
+/// Limits and settings of the HTTP edge. Every bound is named so it can be configured.
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Largest request body in bytes.
+    pub max_body_bytes: usize,
+    /// Most reports in one `POST /api/v1/reports` body.
+    pub max_reports_per_request: usize,
+    /// Entities returned when a query gives no `limit`.
+    pub default_query_limit: usize,
+    /// Largest `limit` a query may ask for.
+    pub max_query_limit: usize,
+    /// Track points returned when no `limit` is given.
+    pub default_track_limit: usize,
+    /// Largest track `limit`.
+    pub max_track_limit: usize,
+    /// Most entities in a WebSocket snapshot; larger snapshots are truncated and flagged.
+    pub max_snapshot_entities: usize,
+    /// Largest message a WebSocket client may send, in bytes.
+    pub max_ws_message_bytes: usize,
+    /// A WebSocket send that cannot complete within this many milliseconds disconnects the
+    /// client as too slow.
+    pub ws_send_timeout_ms: u64,
+    /// Most open TCP connections; further clients wait in the kernel's accept queue.
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_body_bytes: 16 * 1024 * 1024,
+            max_reports_per_request: 10_000,
+            default_query_limit: 10_000,
+            max_query_limit: 100_000,
+            default_track_limit: 10_000,
+            max_track_limit: 200_000,
+            max_snapshot_entities: 100_000,
+            max_ws_message_bytes: 64 * 1024,
+            ws_send_timeout_ms: 10_000,
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The live picture, history and metrics.
+    pub engine: Arc<Engine>,
+    /// Where reports are submitted: the local engine, or a cluster publisher.
+    pub sink: Arc<dyn ReportSink>,
+    /// Edge limits.
+    pub cfg: Arc<HttpConfig>,
+    /// How report bodies are decoded (field limits, items per body).
+    pub decode: Arc<rampart_codec_json::DecodeOptions>,
+}
+
+impl AppState {
+    /// Builds the state, deriving the decode options from `cfg` and the field `limits`.
+    pub fn new(
+        engine: Arc<Engine>,
+        sink: Arc<dyn ReportSink>,
+        cfg: HttpConfig,
+        limits: rampart_model::Limits,
+    ) -> Self {
+        let decode = rampart_codec_json::DecodeOptions {
+            limits,
+            max_items: cfg.max_reports_per_request,
+            allow_single_object: false,
+        };
+        AppState {
+            engine,
+            sink,
+            cfg: Arc::new(cfg),
+            decode: Arc::new(decode),
+        }
+    }
+}
+
+impl AppState {
+    fn send_timeout(&self) -> Duration {
+        Duration::from_millis(self.cfg.ws_send_timeout_ms)
+    }
+}
+
+/// Builds the router with every route of the API.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.cfg.max_body_bytes;
+    Router::new()
+        .route("/api/v1/reports", post(reports::post_reports))
+        .route("/api/v1/entities", get(entities::list))
+        .route("/api/v1/entities/{uid}", get(entities::one))
+        .route("/api/v1/entities/{uid}/track", get(entities::track))
+        .route("/api/v1/stream", get(stream::upgrade))
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let gauge = state.engine.metrics().connection_gauge("http");
+    let listener = CountingListener::new(listener, state.cfg.max_connections, gauge);
+    let app = router(state).into_make_service_with_connect_info::<PeerAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The address a request came from, for provenance.
+pub(crate) fn peer_ip(addr: &SocketAddr) -> String {
+    addr.ip().to_string()
+}

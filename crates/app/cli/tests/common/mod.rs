@@ -1,0 +1,96 @@
+//! Test harness: starts the real `rampart` binary on a free loopback port with its own data
+//! directory, and stops it (SIGKILL) when dropped.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running node.
+pub struct Node {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+    pub data: PathBuf,
+}
+
+impl Node {
+    /// Starts `rampart serve` on `data` with extra arguments.
+    pub fn start(data: &Path, extra: &[&str]) -> Node {
+        Self::start_cmd("serve", data, extra)
+    }
+
+    pub fn start_cmd(cmd: &str, data: &Path, extra: &[&str]) -> Node {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .arg(cmd)
+            .arg("--data")
+            .arg(data)
+            .args(["--listen", "http=127.0.0.1:0"])
+            .args(extra)
+            .env("RAMPART_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn rampart");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("rampart: listening http ") {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("rampart did not report its listening address");
+        Node {
+            child,
+            base: format!("http://{addr}"),
+            addr,
+            data: data.to_path_buf(),
+        }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// True while the process is alive.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// RFC 3339 text for "now plus `offset_ms`".
+pub fn time(offset_ms: i64) -> String {
+    rampart_model::Timestamp::now().plus_millis(offset_ms).to_rfc3339()
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub async fn eventually(timeout: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}

@@ -1,0 +1,443 @@
+//! The engine: the single place where reports become durable history and live state.
+//!
+//! One `RwLock` guards the picture and the idempotency memory together. Ingest takes it for
+//! writing once per batch, so a batch is deduplicated, appended to history and folded as one
+//! step, and history order always matches fold order. Queries take it for reading. The lock is
+//! never held while waiting for the disk: a batch is acknowledged after the lock is released,
+//! when the group commit that holds it has been fsynced.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
+use rampart_history::{HistoryError, HistoryStore, Ticket};
+use rampart_model::{Report, ReportId, Timestamp, Uid};
+use rampart_picture::{Change, FoldOutcome, Picture, PictureConfig, Query};
+use tokio::sync::broadcast;
+
+use crate::bus::{Delta, EntityUpdate, Subscription};
+use crate::dedup::{Dedup, DedupConfig, DedupVerdict};
+use crate::metrics::{Metrics, SourceLabel};
+
+/// Engine settings. Every bound is named here so the command line can set it.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Live picture settings (spatial grid, entity bound, stale grace, defaults).
+    pub picture: PictureConfig,
+    /// Idempotency memory bounds.
+    pub dedup: DedupConfig,
+    /// How often entities are checked for staleness and removal.
+    pub sweep_interval: Duration,
+    /// How often history retention runs.
+    pub retention_interval: Duration,
+    /// Delta batches buffered for subscribers before a slow one must resynchronise.
+    pub fanout_capacity: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            picture: PictureConfig::default(),
+            dedup: DedupConfig::default(),
+            sweep_interval: Duration::from_secs(1),
+            retention_interval: Duration::from_secs(60),
+            fanout_capacity: 1024,
+        }
+    }
+}
+
+/// Why the engine could not take a batch.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The history store failed; nothing in the batch was acknowledged.
+    #[error("history store unavailable: {0}")]
+    Storage(#[from] HistoryError),
+    /// The history store failed while the batch waited for its commit.
+    #[error("history store failed before the batch was durable")]
+    CommitFailed,
+}
+
+/// One report of a batch the engine refused.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Rejection {
+    /// Position in the submitted batch.
+    pub index: usize,
+    /// The field at fault.
+    pub field: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// What happened to a submitted batch. Everything counted in `accepted`, `late` and
+/// `duplicates` is durable once the receipt is returned by [`Engine::ingest`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IngestReceipt {
+    /// Reports stored in history (including late ones).
+    pub accepted: usize,
+    /// Of those, reports older than their entity's current state: stored, not folded.
+    pub late: usize,
+    /// Reports whose id was seen before: acknowledged, not stored again.
+    pub duplicates: usize,
+    /// Reports refused by the engine, with the reason.
+    pub rejected: Vec<Rejection>,
+    /// The history commit ticket covering the batch.
+    #[serde(skip)]
+    pub ticket: Ticket,
+}
+
+/// The seam between sources and the engine. Edges submit decoded, validated reports here;
+/// the future resolves once they are durable. A cluster deployment implements it with a
+/// JetStream publisher instead of the local engine.
+pub trait ReportSink: Send + Sync {
+    /// Submits a batch and resolves when it is durable.
+    fn submit(
+        &self,
+        reports: Vec<Report>,
+    ) -> Pin<Box<dyn Future<Output = Result<IngestReceipt, EngineError>> + Send + '_>>;
+}
+
+struct State {
+    picture: Picture,
+    dedup: Dedup,
+    /// Ticket of the newest append; duplicates wait for it so an acknowledgement of a
+    /// retry never overtakes the durability of the original.
+    last_ticket: Ticket,
+}
+
+/// The report pipeline: dedup → history → live picture → fan-out.
+pub struct Engine {
+    cfg: EngineConfig,
+    state: RwLock<State>,
+    history: Arc<dyn HistoryStore>,
+    bus: broadcast::Sender<Arc<Delta>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Engine {
+    /// Opens the engine over `history`, rebuilding the live picture and the idempotency memory
+    /// by replaying every retained report.
+    pub fn open(
+        cfg: EngineConfig,
+        history: Arc<dyn HistoryStore>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Engine>, EngineError> {
+        let now = Timestamp::now();
+        let mut picture = Picture::new(cfg.picture.clone());
+        let mut dedup = Dedup::new(cfg.dedup.clone());
+        let started = Instant::now();
+        let replayed = history.replay(&mut |r: Report| {
+            if let Some(id) = &r.id {
+                dedup.insert(id);
+            }
+            picture.fold(&r, r.time, now);
+        })?;
+        let mut changes = Vec::new();
+        picture.sweep(now, &mut changes);
+        tracing::info!(
+            replayed,
+            entities = picture.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "live picture rebuilt from history"
+        );
+        let (bus, _) = broadcast::channel(cfg.fanout_capacity.max(1));
+        let engine = Arc::new(Engine {
+            cfg,
+            state: RwLock::new(State {
+                picture,
+                dedup,
+                last_ticket: 0,
+            }),
+            history,
+            bus,
+            metrics,
+        });
+        engine.refresh_gauges();
+        Ok(engine)
+    }
+
+    /// Metrics shared with the edges.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The history store.
+    pub fn history(&self) -> &Arc<dyn HistoryStore> {
+        &self.history
+    }
+
+    /// The engine's configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Read access to the live picture. Hold it briefly: ingest waits while it is held.
+    pub fn picture(&self) -> MappedRwLockReadGuard<'_, Picture> {
+        RwLockReadGuard::map(self.state.read(), |s| &s.picture)
+    }
+
+    /// Subscribes to the live picture: a snapshot of the entities matching `filter`, taken
+    /// atomically with the start of the delta stream so nothing is missed or doubled.
+    pub fn subscribe(&self, filter: &Query) -> Subscription {
+        let state = self.state.read();
+        let deltas = self.bus.subscribe();
+        let snapshot = state.picture.query(filter).into_iter().cloned().collect();
+        Subscription { snapshot, deltas }
+    }
+
+    /// Deduplicates, appends and folds a batch, without waiting for durability. Returns the
+    /// receipt whose `ticket` [`Engine::wait_durable`] waits for.
+    pub fn ingest_now(&self, reports: Vec<Report>, now: Timestamp) -> Result<IngestReceipt, EngineError> {
+        let mut receipt = IngestReceipt::default();
+        let mut state = self.state.write();
+        let State {
+            picture,
+            dedup,
+            last_ticket,
+        } = &mut *state;
+
+        // 1. Idempotency and capacity checks. Ids are remembered only after the append
+        //    succeeds, so a failed append never turns a retry into a "duplicate".
+        let has_ids = reports.iter().any(|r| r.id.is_some());
+        let mut batch_ids: HashSet<ReportId> = HashSet::new();
+        let max_entities = self.cfg.picture.max_entities;
+        let near_full = picture.len() + reports.len() >= max_entities;
+        let mut new_uids: HashSet<Uid> = HashSet::new();
+        let mut keep: Vec<Report> = Vec::with_capacity(reports.len());
+        for (index, r) in reports.into_iter().enumerate() {
+            if has_ids && let Some(id) = &r.id {
+                match dedup.check(id) {
+                    DedupVerdict::Duplicate => {
+                        receipt.duplicates += 1;
+                        continue;
+                    }
+                    DedupVerdict::TooManySources => {
+                        receipt.rejected.push(Rejection {
+                            index,
+                            field: "id.source".into(),
+                            reason: "too many distinct sequence sources; use a client key".into(),
+                        });
+                        continue;
+                    }
+                    DedupVerdict::New => {
+                        if !batch_ids.insert(id.clone()) {
+                            receipt.duplicates += 1;
+                            continue;
+                        }
+                    }
+                }
+            }
+            if near_full && picture.get(&r.uid).is_none() && !new_uids.contains(&r.uid) {
+                if picture.len() + new_uids.len() >= max_entities {
+                    receipt.rejected.push(Rejection {
+                        index,
+                        field: "uid".into(),
+                        reason: format!("the live picture is full ({max_entities} entities)"),
+                    });
+                    continue;
+                }
+                new_uids.insert(r.uid.clone());
+            }
+            keep.push(r);
+        }
+
+        // 2. History first: what is folded is always what was stored.
+        if !keep.is_empty() {
+            *last_ticket = self.history.append(&keep)?;
+        }
+        receipt.ticket = *last_ticket;
+        for id in keep.iter().filter_map(|r| r.id.as_ref()) {
+            dedup.insert(id);
+        }
+
+        // 3. Fold, remembering prior positions only if someone is listening.
+        let listening = self.bus.receiver_count() > 0;
+        let mut touched: HashMap<Uid, Option<(f64, f64)>> = HashMap::new();
+        for r in &keep {
+            if listening && !touched.contains_key(&r.uid) {
+                let prev = picture.get(&r.uid).map(|e| (e.lat, e.lon));
+                touched.insert(r.uid.clone(), prev);
+            }
+            match picture.fold(r, now, now) {
+                FoldOutcome::Created | FoldOutcome::Updated => receipt.accepted += 1,
+                FoldOutcome::Late => {
+                    receipt.accepted += 1;
+                    receipt.late += 1;
+                }
+                // Pre-checked above; a race-free single writer makes this unreachable, but a
+                // stored report that could not be folded is still in history, so count it.
+                FoldOutcome::Full => receipt.accepted += 1,
+            }
+        }
+
+        // 4. Fan-out, inside the lock so subscribers see deltas in fold order.
+        if listening && !touched.is_empty() {
+            let updates: Vec<EntityUpdate> = touched
+                .into_iter()
+                .filter_map(|(uid, prev)| {
+                    picture.get(&uid).map(|e| EntityUpdate {
+                        entity: e.clone(),
+                        prev,
+                    })
+                })
+                .collect();
+            // No receivers left is not an error.
+            let _ = self.bus.send(Arc::new(Delta::Updated(updates)));
+        }
+        drop(state);
+        self.count(&keep, &receipt);
+        Ok(receipt)
+    }
+
+    fn count(&self, kept: &[Report], receipt: &IngestReceipt) {
+        // Batches almost always come from one source: count per run of equal sources.
+        let mut i = 0;
+        while i < kept.len() {
+            let source = &kept[i].provenance.source;
+            let run = kept[i..]
+                .iter()
+                .take_while(|r| &r.provenance.source == source)
+                .count();
+            self.metrics
+                .accepted
+                .get_or_create(&SourceLabel {
+                    source: source.to_string(),
+                })
+                .inc_by(run as u64);
+            i += run;
+        }
+        let source = kept
+            .first()
+            .map(|r| r.provenance.source.to_string())
+            .unwrap_or_default();
+        if receipt.late > 0 {
+            self.metrics
+                .late
+                .get_or_create(&SourceLabel { source: source.clone() })
+                .inc_by(receipt.late as u64);
+        }
+        if receipt.duplicates > 0 {
+            self.metrics
+                .duplicates
+                .get_or_create(&SourceLabel { source: source.clone() })
+                .inc_by(receipt.duplicates as u64);
+        }
+        if !receipt.rejected.is_empty() {
+            self.metrics
+                .reject(&source, "engine_refused", receipt.rejected.len() as u64);
+        }
+    }
+
+    /// Waits until `ticket` is durable.
+    pub async fn wait_durable(&self, ticket: Ticket) -> Result<(), EngineError> {
+        let mut rx = self.history.durable();
+        let state = rx
+            .wait_for(|d| d.ticket >= ticket || d.failed)
+            .await
+            .map_err(|_| EngineError::CommitFailed)?;
+        if state.failed && state.ticket < ticket {
+            return Err(EngineError::CommitFailed);
+        }
+        Ok(())
+    }
+
+    /// Ingests a batch and resolves once it is durable: the acknowledgement point.
+    pub async fn ingest(&self, reports: Vec<Report>) -> Result<IngestReceipt, EngineError> {
+        let started = Instant::now();
+        let receipt = self.ingest_now(reports, Timestamp::now())?;
+        self.wait_durable(receipt.ticket).await?;
+        self.metrics
+            .ingest_commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        Ok(receipt)
+    }
+
+    /// Marks entities stale and drops those past the grace period, publishing the changes.
+    pub fn sweep(&self, now: Timestamp) {
+        let mut changes = Vec::new();
+        let mut state = self.state.write();
+        state.picture.sweep(now, &mut changes);
+        if !changes.is_empty() && self.bus.receiver_count() > 0 {
+            let mut stale = Vec::new();
+            let mut removed = Vec::new();
+            for c in changes {
+                match c {
+                    Change::Stale(uid) => {
+                        if let Some(e) = state.picture.get(&uid) {
+                            stale.push(e.clone());
+                        }
+                    }
+                    Change::Removed(uid) => removed.push(uid),
+                }
+            }
+            if !stale.is_empty() {
+                let _ = self.bus.send(Arc::new(Delta::Stale(stale)));
+            }
+            if !removed.is_empty() {
+                let _ = self.bus.send(Arc::new(Delta::Removed(removed)));
+            }
+        }
+        drop(state);
+        self.refresh_gauges();
+    }
+
+    /// Updates the gauges that are cheaper to read than to track.
+    pub fn refresh_gauges(&self) {
+        let (len, stale) = {
+            let p = self.picture();
+            (p.len(), p.stale_count())
+        };
+        self.metrics
+            .live_entities
+            .set(len.saturating_sub(stale) as i64);
+        self.metrics.stale_entities.set(stale as i64);
+        let stats = self.history.stats();
+        self.metrics.store_bytes.set(stats.bytes as i64);
+        self.metrics.store_segments.set(stats.segments as i64);
+    }
+
+    /// Starts the background sweeps (staleness every `sweep_interval`, retention every
+    /// `retention_interval`). They stop when the engine is dropped.
+    pub fn spawn_maintenance(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        let sweep_every = self.cfg.sweep_interval;
+        let retention_every = self.cfg.retention_interval;
+        tokio::spawn(async move {
+            let mut sweep = tokio::time::interval(sweep_every);
+            let mut retention = tokio::time::interval(retention_every);
+            sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = sweep.tick() => {
+                        let Some(engine) = weak.upgrade() else { return };
+                        engine.sweep(Timestamp::now());
+                    }
+                    _ = retention.tick() => {
+                        let Some(engine) = weak.upgrade() else { return };
+                        let history = engine.history.clone();
+                        drop(engine);
+                        let freed = tokio::task::spawn_blocking(move || history.enforce_retention(Timestamp::now())).await;
+                        match freed {
+                            Ok(Ok(0)) => {}
+                            Ok(Ok(bytes)) => tracing::info!(bytes, "history retention freed space"),
+                            Ok(Err(e)) => tracing::error!(error = %e, "history retention failed"),
+                            Err(e) => tracing::error!(error = %e, "history retention task failed"),
+                        }
+                    }
+                }
+            }
+        })
+    }
+}
+
+impl ReportSink for Engine {
+    fn submit(
+        &self,
+        reports: Vec<Report>,
+    ) -> Pin<Box<dyn Future<Output = Result<IngestReceipt, EngineError>> + Send + '_>> {
+        Box::pin(self.ingest(reports))
+    }
+}
