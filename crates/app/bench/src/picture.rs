@@ -91,6 +91,12 @@ impl Scatter {
         (0..4).map(|_| rng.random_range(-1.0..1.0)).sum::<f64>() * 0.866
     }
 
+    /// The home position of entity `i`: a pure function of the seed and `i`, so updates can
+    /// recompute it without reading the picture.
+    fn home(&self, seed: u64, i: u64) -> (f64, f64) {
+        self.point(&mut SmallRng::seed_from_u64(mix(seed ^ mix(i))))
+    }
+
     fn point(&self, rng: &mut SmallRng) -> (f64, f64) {
         if rng.random_bool(CLUSTER_SHARE) {
             let (lat, lon) = self.clusters[rng.random_range(0..self.clusters.len())];
@@ -137,7 +143,7 @@ fn populate(
         batch.clear();
         let end = (i as usize + BATCH).min(n) as u64;
         for j in i..end {
-            let (lat, lon) = scatter.point(&mut rng);
+            let (lat, lon) = scatter.home(seed, j);
             batch.push(report(&uid(j), lat, lon, NOW_MS, j, &prov));
         }
         let t = Instant::now();
@@ -315,6 +321,7 @@ pub fn memory(entities: usize, seed: u64) -> Figures {
     // Updates: existing uids in random order, moved a little, newer times.
     let mut rng = SmallRng::seed_from_u64(seed ^ 0xF01D);
     let prov = Provenance::new("bench", "generator");
+    let scatter = Scatter::new(&mut SmallRng::seed_from_u64(seed));
     let now = Timestamp(NOW_MS + 1_000);
     let mut secs = 0.0;
     let mut done = 0usize;
@@ -324,10 +331,7 @@ pub fn memory(entities: usize, seed: u64) -> Figures {
         for j in 0..count {
             let i = rng.random_range(0..n as u64);
             let uid = long_uid(seed, i);
-            let (lat, lon) = match long.get(&uid) {
-                Some(e) => (e.lat, e.lon),
-                None => continue,
-            };
+            let (lat, lon) = scatter.home(seed, i);
             // About 10 m per update, the pace of a walking or slowly driving unit.
             let lat = (lat + rng.random_range(-1e-4..1e-4)).clamp(-90.0, 90.0);
             let lon = (lon + rng.random_range(-1e-4..1e-4)).clamp(-180.0, 180.0);
@@ -391,5 +395,6 @@ mod tests {
     fn picture_full_scale() {
         println!("{}", query(1_000_000, 2_000, 7));
         println!("{}", memory(1_000_000, 7));
+        println!("{}", memory(100_000, 7));
     }
 }

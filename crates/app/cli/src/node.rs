@@ -98,7 +98,7 @@ async fn run_async(cfg: Config, demo: Option<DemoOptions>) -> anyhow::Result<()>
         tokio::spawn(run_scenario(engine, d))
     });
     if let Some(url) = http_urls.first() {
-        println!("rampart: live picture at {url}/api/v1/entities  stream at {url}/api/v1/stream  metrics at {url}/metrics");
+        println!("rampart: open {url}/ to see the live picture (API: {url}/api/v1/entities, stream: {url}/api/v1/stream, metrics: {url}/metrics)");
     }
 
     shutdown_signal().await;

@@ -114,10 +114,11 @@ async fn a_client_that_never_reads_does_not_block_ingest() {
     // Connect and never read: its socket buffers fill up.
     let (_stuck, _) = tokio_tungstenite::connect_async(format!("ws://{}/api/v1/stream", node.addr)).await.unwrap();
     let c = reqwest::Client::new();
-    let attrs: serde_json::Map<String, Value> = (0..40).map(|i| (format!("k{i}"), json!("x".repeat(200)))).collect();
-    for round in 0..40 {
-        let batch: Vec<Value> = (0..500)
-            .map(|i| json!({"uid": format!("u{i}"), "lat": 1, "lon": 1, "time": time(round * 10), "attributes": attrs}))
+    let attrs: serde_json::Map<String, Value> = (0..20).map(|i| (format!("k{i}"), json!("x".repeat(500)))).collect();
+    // More batches than the fan-out buffer holds (256), and far more bytes than socket buffers.
+    for round in 0..400 {
+        let batch: Vec<Value> = (0..10)
+            .map(|i| json!({"uid": format!("u{}", (round * 10 + i) % 500), "lat": 1, "lon": 1, "time": time(round), "attributes": attrs}))
             .collect();
         let r = tokio::time::timeout(Duration::from_secs(20), c.post(node.url("/api/v1/reports")).json(&batch).send())
             .await
@@ -125,6 +126,13 @@ async fn a_client_that_never_reads_does_not_block_ingest() {
             .unwrap();
         assert_eq!(r.status(), 200);
     }
+    // The stuck client is cut off after the send timeout, and that is counted.
+    let cut = common::eventually(Duration::from_secs(40), async || {
+        let m = c.get(node.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        m.contains("rampart_stream_slow_disconnects_total 1")
+    })
+    .await;
+    assert!(cut, "the stuck stream client was never disconnected");
     // A reading client still gets a consistent picture.
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/api/v1/stream", node.addr)).await.unwrap();
     let snap = next_json(&mut ws).await;

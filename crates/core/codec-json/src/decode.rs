@@ -88,7 +88,9 @@ pub struct ItemError {
 impl ItemError {
     /// A short machine-readable reason class, used as a metrics label.
     pub fn reason_class(&self) -> &'static str {
-        if self.reason.starts_with("missing field") {
+        if self.reason.starts_with("each report must be") {
+            "not_an_object"
+        } else if self.reason.starts_with("missing field") {
             "missing_field"
         } else if self.reason.starts_with("unknown field") {
             "unknown_field"
@@ -179,29 +181,28 @@ fn strip_position(msg: &str) -> &str {
 }
 
 fn decode_item(index: usize, raw: &str, limits: &Limits) -> Result<Report, ItemError> {
+    // serde would also accept a struct written as an array; a report must be an object.
+    if !raw.trim_start().starts_with('{') {
+        return Err(ItemError {
+            index,
+            field: String::new(),
+            reason: format!("each report must be a JSON object, got {}", kind_of(raw)),
+        });
+    }
     let mut de = serde_json::Deserializer::from_str(raw);
     let wire: WireReport<'_> = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let msg = e.inner().to_string();
         let msg = strip_position(&msg);
         let field = if path == "." || path.is_empty() {
-            if raw.trim_start().starts_with('{') {
-                field_from_message(msg).unwrap_or("").to_string()
-            } else {
-                String::new()
-            }
+            field_from_message(msg).unwrap_or("").to_string()
         } else {
             path
-        };
-        let reason = if field.is_empty() && !raw.trim_start().starts_with('{') {
-            format!("each report must be a JSON object ({msg})")
-        } else {
-            msg.to_string()
         };
         ItemError {
             index,
             field,
-            reason,
+            reason: msg.to_string(),
         }
     })?;
     let report = wire.into_report();

@@ -5,7 +5,7 @@
 //! - `reports`: `POST /api/v1/reports`, JSON in, acknowledged once durable;
 //! - `entities`: GeoJSON queries of the live picture and of history tracks;
 //! - `stream`: the WebSocket live picture (snapshot, then deltas, per-client filters);
-//! - `ops`: `/healthz`, `/metrics` and `/api/v1/openapi.json`;
+//! - `ops`: `/` (a built-in live view), `/healthz`, `/metrics` and `/api/v1/openapi.json`;
 //! - `listener`: a TCP listener that counts and bounds connections.
 //!
 //! Handlers only translate between HTTP and the engine; all state lives in the engine.
@@ -124,6 +124,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/entities/{uid}/track", get(entities::track))
         .route("/api/v1/stream", get(stream::upgrade))
         .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/", get(ops::index))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .layer(DefaultBodyLimit::max(body_limit))

@@ -1,4 +1,5 @@
-//! Operations endpoints: `/healthz` and `/metrics`.
+//! Operations endpoints: `/healthz`, `/metrics`, and `/`, a built-in live view that needs
+//! nothing from the network.
 
 use axum::Json;
 use axum::extract::State;
@@ -47,6 +48,15 @@ pub(crate) async fn metrics(State(st): State<AppState>) -> Response {
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         st.engine.metrics().render(),
+    )
+        .into_response()
+}
+
+/// The built-in live view (one self-contained HTML page).
+pub(crate) async fn index() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        include_str!("../assets/index.html"),
     )
         .into_response()
 }

@@ -6,10 +6,9 @@
 //! Bad input never gets a 5xx.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rampart_codec_json::decode_reports;
 use rampart_engine::Rejection;
@@ -52,23 +51,40 @@ pub(crate) struct Receipt {
 pub(crate) async fn post_reports(
     State(st): State<AppState>,
     ConnectInfo(peer): ConnectInfo<PeerAddr>,
-    body: Result<Bytes, BytesRejection>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
     let metrics = st.engine.metrics();
-    let body = match body {
+    let max = st.cfg.max_body_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body is larger than the limit of {max} bytes"),
+        )
+        .into_response()
+    };
+    // Refuse from the declared length before reading a byte of an oversized body.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        metrics.reject(SOURCE, "body_too_large", 1);
+        return too_large();
+    }
+    let body: Bytes = match axum::body::to_bytes(body, max).await {
         Ok(b) => b,
         Err(e) => {
+            // A chunked body that outgrew the limit, or a client that went away mid-body.
+            let over = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if over {
+                metrics.reject(SOURCE, "body_too_large", 1);
+                return too_large();
+            }
             metrics.reject(SOURCE, "body_unreadable", 1);
-            let status = e.status();
-            let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                format!(
-                    "body is larger than the limit of {} bytes",
-                    st.cfg.max_body_bytes
-                )
-            } else {
-                format!("body could not be read: {e}")
-            };
-            return ApiError::new(status, message).into_response();
+            return ApiError::new(StatusCode::BAD_REQUEST, format!("body could not be read: {e}"))
+                .into_response();
         }
     };
     let items = match decode_reports(&body, &st.decode) {

@@ -851,6 +851,8 @@ pub(crate) fn read_position(
 }
 
 /// One record decoded in file order by [`SeqDecoder`].
+// Items are consumed immediately; boxing the report would cost an allocation per replayed report.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Item {
     /// A string definition.
     String,

@@ -123,10 +123,10 @@ impl Segment {
             return Ok(None);
         }
         let mut cached = self.map.lock();
-        if let Some(m) = cached.as_ref() {
-            if m.len() >= len {
-                return Ok(Some((m.clone(), len)));
-            }
+        if let Some(m) = cached.as_ref()
+            && m.len() >= len
+        {
+            return Ok(Some((m.clone(), len)));
         }
         // The active segment grows, so its mapping is renewed when the committed length has
         // passed it; sealed segments are mapped once.

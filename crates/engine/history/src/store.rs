@@ -186,10 +186,11 @@ impl SegmentLog {
             } else if name.ends_with(".idx.tmp") {
                 // A sidecar write interrupted by a crash.
                 let _ = fs::remove_file(entry.path());
-            } else if let Some(stem) = name.strip_suffix(".idx") {
-                if !dir.join(format!("{stem}.log")).exists() {
-                    let _ = fs::remove_file(entry.path());
-                }
+            } else if let Some(stem) = name.strip_suffix(".idx")
+                && !dir.join(format!("{stem}.log")).exists()
+            {
+                // The sidecar of a segment that is gone.
+                let _ = fs::remove_file(entry.path());
             }
         }
         seqs.sort_unstable();
@@ -254,11 +255,11 @@ impl SegmentLog {
         self.inner.writer.lock().closing = true;
         self.inner.work.notify_all();
         self.inner.space.notify_all();
-        if let Some(h) = self.flusher.lock().take() {
-            if h.join().is_err() {
-                tracing::error!("history flusher thread panicked");
-                return Err(HistoryError::Failed);
-            }
+        if let Some(h) = self.flusher.lock().take()
+            && h.join().is_err()
+        {
+            tracing::error!("history flusher thread panicked");
+            return Err(HistoryError::Failed);
         }
         if self.inner.durable.lock().failed {
             return Err(HistoryError::Failed);
@@ -594,7 +595,8 @@ impl HistoryStore for SegmentLog {
             }
             let mut retried = false;
             loop {
-                let base = w.next_offset();
+                // Segment offset of `buf[0]`: the encoder adds its position in the buffer.
+                let base = w.frame_start + FRAME_HEADER;
                 let Writer { enc, buf, .. } = &mut *w;
                 match enc.encode(r, buf, base) {
                     Ok(true) => break,

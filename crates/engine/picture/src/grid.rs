@@ -9,7 +9,11 @@ use std::ops::ControlFlow;
 
 use foldhash::fast::RandomState;
 
-use crate::geo::BBox;
+use crate::geo::{BBox, EARTH_RADIUS_M, Near, haversine_m};
+
+/// Margin by which a cell's corners must be inside a disc for the whole cell to count as
+/// inside: entities sit at most nanometres outside their cell's computed edges.
+const DISC_MARGIN_M: f64 = 1e-3;
 
 /// Smallest accepted cell size (about 1 m): below it the cell count would overflow `u32` rows.
 pub(crate) const MIN_CELL_DEG: f64 = 1e-5;
@@ -36,6 +40,17 @@ impl Region {
             .map(|&(a, b)| u64::from(b - a) + 1)
             .sum();
         rows * cols
+    }
+
+    /// True when the cell is strictly inside the region's row and column ranges. Because cell
+    /// indices are monotonic in position, every entity placed in such a cell lies inside the
+    /// box the region was built from, exactly, with no floating-point doubt.
+    pub(crate) fn is_interior(&self, row: u32, col: u32) -> bool {
+        row > self.row0
+            && row < self.row1
+            && self.cols[..self.ncols]
+                .iter()
+                .any(|&(a, b)| col > a && col < b)
     }
 
     fn contains_key(&self, key: CellKey) -> bool {
@@ -158,13 +173,15 @@ impl Grid {
         let (cols, ncols) = if b.min_lon <= b.max_lon {
             ([(self.col(b.min_lon), self.col(b.max_lon)), (0, 0)], 1)
         } else {
-            (
-                [
-                    (self.col(b.min_lon), self.cols - 1),
-                    (0, self.col(b.max_lon)),
-                ],
-                2,
-            )
+            let west = self.col(b.min_lon);
+            // A box wrapping almost all the way round can start and end in the same column;
+            // the ranges must stay disjoint so no cell is visited twice.
+            let east = self.col(b.max_lon).min(west.saturating_sub(1));
+            if west == 0 {
+                ([(0, self.cols - 1), (0, 0)], 1)
+            } else {
+                ([(west, self.cols - 1), (0, east)], 2)
+            }
         };
         Some(Region {
             row0,
@@ -174,22 +191,45 @@ impl Grid {
         })
     }
 
-    /// Calls `f` with every slot in the region's cells until it breaks. Walks the region's
+    /// True when every point of cell (`row`, `col`) lies within the disc `n`.
+    ///
+    /// On a sphere the farthest point of a lat/lon cell from a centre is one of its corners,
+    /// unless the cell straddles the meridian opposite the centre or the disc reaches past a
+    /// quarter of the globe; such cells answer `false` (the caller then tests each entity).
+    pub(crate) fn cell_inside_disc(&self, row: u32, col: u32, n: &Near) -> bool {
+        let quarter_globe_m = EARTH_RADIUS_M * std::f64::consts::FRAC_PI_2;
+        if n.radius_m.is_nan() || n.radius_m >= quarter_globe_m {
+            return false;
+        }
+        let lat0 = f64::from(row) * self.cell_deg - 90.0;
+        let lat1 = (lat0 + self.cell_deg).min(90.0);
+        let lon0 = f64::from(col) * self.cell_deg - 180.0;
+        let lon1 = (lon0 + self.cell_deg).min(180.0);
+        // Longitude offset of the western edge from the centre, in [-180, 180).
+        let west = (lon0 - n.lon + 180.0).rem_euclid(360.0) - 180.0;
+        if west + (lon1 - lon0) >= 180.0 || west <= -180.0 {
+            return false;
+        }
+        let r = n.radius_m - DISC_MARGIN_M;
+        [(lat0, lon0), (lat0, lon1), (lat1, lon0), (lat1, lon1)]
+            .iter()
+            .all(|&(lat, lon)| haversine_m(n.lat, n.lon, lat, lon) <= r)
+    }
+
+    /// Calls `f` with each occupied cell of the region (row, column, slots) until it breaks. Walks the region's
     /// cells when there are fewer of them than occupied cells, else walks the occupied cells,
     /// so a huge box over a sparse picture costs no more than a scan.
     pub(crate) fn visit(
         &self,
         region: &Region,
-        mut f: impl FnMut(u32) -> ControlFlow<()>,
+        mut f: impl FnMut(u32, u32, &[u32]) -> ControlFlow<()>,
     ) -> ControlFlow<()> {
         if region.cell_count() <= self.cells.len() as u64 {
             for row in region.row0..=region.row1 {
                 for &(c0, c1) in &region.cols[..region.ncols] {
                     for col in c0..=c1 {
                         if let Some(v) = self.cells.get(&Self::key_rc(row, col)) {
-                            for &slot in v {
-                                f(slot)?;
-                            }
+                            f(row, col, v)?;
                         }
                     }
                 }
@@ -197,9 +237,7 @@ impl Grid {
         } else {
             for (&key, v) in &self.cells {
                 if region.contains_key(key) {
-                    for &slot in v {
-                        f(slot)?;
-                    }
+                    f((key >> 32) as u32, key as u32, v)?;
                 }
             }
         }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
-use rampart_model::{Attributes, Entity, EntityState, Label, Report, Timestamp};
+use rampart_model::{Attributes, Entity, EntityState, Label, Provenance, Report, Timestamp, Uid};
 
 use crate::geo::{EARTH_RADIUS_M, haversine_m};
 use crate::grid::{Grid, Region};
@@ -30,12 +30,26 @@ const NO_DEADLINE: i64 = i64::MAX;
 /// cell edges (nanometres) can never stop the search one ring too early.
 const RING_BOUND_SLACK_M: f64 = 1e-3;
 
-/// One occupied slab entry: the entity plus its index inside its grid cell's vector. (Its cell
-/// is recomputed from its position, which saves 8 bytes per entity.)
+/// `Slot::cell_idx` of a free slot.
+const FREE: u32 = u32::MAX;
+
+/// One slab entry: the entity plus its index inside its grid cell's vector (its cell is
+/// recomputed from its position, which saves 8 bytes per entity).
+///
+/// A free slot holds a tombstone entity (empty uid, shared default values, no heap of its own)
+/// and `cell_idx == FREE`. Keeping slots unconditionally initialised, rather than
+/// `Option<Slot>`, lets a query hand out `&Entity` for slots the grid lists without reading
+/// the slot's memory, which is what makes large box queries cheap.
 #[derive(Debug)]
 struct Slot {
     entity: Entity,
     cell_idx: u32,
+}
+
+impl Slot {
+    fn occupied(&self) -> Option<&Entity> {
+        (self.cell_idx != FREE).then_some(&self.entity)
+    }
 }
 
 /// How a query finds its candidates.
@@ -78,8 +92,8 @@ impl Ord for Cand {
 #[derive(Debug)]
 pub struct Picture {
     cfg: PictureConfig,
-    /// Entities by slot; `None` marks a free slot listed in `free`.
-    slab: Vec<Option<Slot>>,
+    /// Entities by slot; free slots (listed in `free`) hold tombstones.
+    slab: Vec<Slot>,
     /// Free slots, reused last-in first-out. Never longer than `slab`.
     free: Vec<u32>,
     /// uid -> slot. Holds slots only; equality and rehashing read the uid from the slab.
@@ -95,6 +109,8 @@ pub struct Picture {
     default_type: Arc<str>,
     default_how: Arc<str>,
     default_label: Arc<Label>,
+    /// The provenance of tombstones.
+    empty_provenance: Arc<Provenance>,
     len: usize,
     stale: usize,
 }
@@ -166,6 +182,7 @@ impl Picture {
             default_type,
             default_how,
             default_label,
+            empty_provenance: Arc::new(Provenance::default()),
             len: 0,
             stale: 0,
         }
@@ -185,10 +202,11 @@ impl Picture {
     fn find(&self, hash: u64, uid: &str) -> Option<usize> {
         let slab = &self.slab;
         self.index
-            .find(
-                hash,
-                |&s| matches!(slab.get(s as usize), Some(Some(x)) if x.entity.uid.as_str() == uid),
-            )
+            .find(hash, |&s| {
+                slab.get(s as usize)
+                    .and_then(Slot::occupied)
+                    .is_some_and(|e| e.uid.as_str() == uid)
+            })
             .map(|&s| s as usize)
     }
 
@@ -223,7 +241,11 @@ impl Picture {
                 if i >= u32::MAX as usize {
                     return FoldOutcome::Full;
                 }
-                self.slab.push(None);
+                let tomb = self.tombstone();
+                self.slab.push(Slot {
+                    entity: tomb,
+                    cell_idx: FREE,
+                });
                 self.deadlines.push(NO_DEADLINE);
                 if i.is_multiple_of(SWEEP_CHUNK) {
                     self.chunk_min.push(NO_DEADLINE);
@@ -277,22 +299,21 @@ impl Picture {
         };
         let cell_idx = self.grid.insert(self.grid.key(r.lat, r.lon), i as u32);
         if let Some(s) = self.slab.get_mut(i) {
-            *s = Some(Slot { entity, cell_idx });
+            *s = Slot { entity, cell_idx };
         }
         set_deadline(&mut self.deadlines, &mut self.chunk_min, i, deadline);
         let (slab, hasher) = (&self.slab, &self.hasher);
-        self.index
-            .insert_unique(hash, i as u32, |&s| match slab.get(s as usize) {
-                Some(Some(x)) => uid_hash(hasher, &x.entity.uid),
-                // Unreachable: the index only holds occupied slots.
-                _ => 0,
-            });
+        self.index.insert_unique(hash, i as u32, |&s| {
+            // The index only holds occupied slots, so the fallback is unreachable.
+            slab.get(s as usize)
+                .map_or(0, |x| uid_hash(hasher, &x.entity.uid))
+        });
         self.len += 1;
         FoldOutcome::Created
     }
 
     fn update(&mut self, i: usize, r: &Report, received: Timestamp, now: Timestamp) -> FoldOutcome {
-        let Some(Some(slot)) = self.slab.get_mut(i) else {
+        let Some(slot) = self.slab.get_mut(i).filter(|s| s.cell_idx != FREE) else {
             // Unreachable: `find` only returns occupied slots. Changing nothing is safe.
             return FoldOutcome::Late;
         };
@@ -369,7 +390,7 @@ impl Picture {
             slot.cell_idx = self.grid.insert(new_key, i as u32);
         }
         if let Some((m, idx)) = moved
-            && let Some(Some(ms)) = self.slab.get_mut(m as usize)
+            && let Some(ms) = self.slab.get_mut(m as usize)
         {
             ms.cell_idx = idx;
         }
@@ -383,10 +404,39 @@ impl Picture {
         self.entity_at(i)
     }
 
+    /// The entity in slot `i`, if the slot is occupied.
     fn entity_at(&self, i: usize) -> Option<&Entity> {
-        match self.slab.get(i) {
-            Some(Some(s)) => Some(&s.entity),
-            _ => None,
+        self.slab.get(i).and_then(Slot::occupied)
+    }
+
+    /// The entity in slot `i` without checking occupancy, so without reading the slot: only
+    /// for slots taken from the grid, which lists occupied slots only.
+    fn grid_entity(&self, i: u32) -> Option<&Entity> {
+        self.slab.get(i as usize).map(|s| &s.entity)
+    }
+
+    /// A placeholder for a free slot: no heap of its own, only shared values.
+    fn tombstone(&self) -> Entity {
+        Entity {
+            uid: Uid::const_new(""),
+            cot_type: Arc::clone(&self.default_type),
+            callsign: None,
+            lat: 0.0,
+            lon: 0.0,
+            hae: None,
+            ce: None,
+            le: None,
+            course: None,
+            speed: None,
+            how: Arc::clone(&self.default_how),
+            time: Timestamp(0),
+            start: Timestamp(0),
+            stale: Timestamp(0),
+            provenance: Arc::clone(&self.empty_provenance),
+            attributes: None,
+            label: Arc::clone(&self.default_label),
+            state: EntityState::Live,
+            received: Timestamp(0),
         }
     }
 
@@ -412,9 +462,7 @@ impl Picture {
 
     /// Every entity, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = &Entity> {
-        self.slab
-            .iter()
-            .filter_map(|s| s.as_ref().map(|s| &s.entity))
+        self.slab.iter().filter_map(Slot::occupied)
     }
 
     /// Removes an entity. Returns whether it was present.
@@ -426,14 +474,19 @@ impl Picture {
     }
 
     fn remove_slot(&mut self, i: usize) -> Option<Entity> {
-        let slot = self.slab.get_mut(i)?.take()?;
+        let tomb = self.tombstone();
+        let s = self.slab.get_mut(i).filter(|s| s.cell_idx != FREE)?;
+        let slot = Slot {
+            entity: std::mem::replace(&mut s.entity, tomb),
+            cell_idx: std::mem::replace(&mut s.cell_idx, FREE),
+        };
         let hash = uid_hash(&self.hasher, &slot.entity.uid);
         if let Ok(entry) = self.index.find_entry(hash, |&s| s as usize == i) {
             entry.remove();
         }
         let key = self.grid.key(slot.entity.lat, slot.entity.lon);
         if let Some(m) = self.grid.remove(key, slot.cell_idx)
-            && let Some(Some(ms)) = self.slab.get_mut(m as usize)
+            && let Some(ms) = self.slab.get_mut(m as usize)
         {
             ms.cell_idx = slot.cell_idx;
         }
@@ -478,9 +531,9 @@ impl Picture {
     }
 
     fn sweep_slot(&mut self, i: usize, now: Timestamp, grace: i64, out: &mut Vec<Change>) {
-        let (remove_at, state) = match self.slab.get(i) {
-            Some(Some(s)) => (s.entity.stale.plus_millis(grace), s.entity.state),
-            _ => {
+        let (remove_at, state) = match self.entity_at(i) {
+            Some(e) => (e.stale.plus_millis(grace), e.state),
+            None => {
                 if let Some(d) = self.deadlines.get_mut(i) {
                     *d = NO_DEADLINE;
                 }
@@ -493,7 +546,7 @@ impl Picture {
             }
             return;
         }
-        if let Some(Some(s)) = self.slab.get_mut(i) {
+        if let Some(s) = self.slab.get_mut(i) {
             let e = &mut s.entity;
             if state == EntityState::Live && e.stale <= now {
                 e.state = EntityState::Stale;
@@ -540,26 +593,40 @@ impl Picture {
             return out;
         }
         let f = Filter::new(q);
-        let mut take = |slot: u32| {
-            if let Some(e) = self.entity_at(slot as usize)
-                && f.matches(e)
-            {
-                out.push(e);
-                if out.len() >= limit {
-                    return ControlFlow::Break(());
-                }
-            }
-            ControlFlow::Continue(())
-        };
         match self.plan(q) {
             Plan::Empty => {}
             Plan::Cells(region) => {
-                let _ = self.grid.visit(&region, take);
+                // Cells wholly inside every spatial filter need no per-entity test, and when
+                // no other filter is set their entities are returned without reading them.
+                let bbox_region = q.bbox.as_ref().and_then(|b| self.grid.region(b));
+                let bulk = !f.has_entity_filters();
+                let _ = self.grid.visit(&region, |row, col, slots| {
+                    let covered = bulk
+                        && q.bbox
+                            .is_none_or(|_| bbox_region.is_some_and(|r| r.is_interior(row, col)))
+                        && q.near
+                            .is_none_or(|n| self.grid.cell_inside_disc(row, col, &n));
+                    for &slot in slots {
+                        let Some(e) = self.grid_entity(slot) else {
+                            continue;
+                        };
+                        if covered || f.matches(e) {
+                            out.push(e);
+                            if out.len() >= limit {
+                                return ControlFlow::Break(());
+                            }
+                        }
+                    }
+                    ControlFlow::Continue(())
+                });
             }
             Plan::Scan => {
-                for i in 0..self.slab.len() {
-                    if take(i as u32).is_break() {
-                        break;
+                for e in self.iter() {
+                    if f.matches(e) {
+                        out.push(e);
+                        if out.len() >= limit {
+                            break;
+                        }
                     }
                 }
             }
@@ -712,7 +779,7 @@ impl Picture {
     /// Approximate heap bytes held by the picture, excluding free attributes and shared
     /// values. Walks every entity and cell: meant for benchmarks and occasional metrics.
     pub fn approx_heap_bytes(&self) -> usize {
-        let slab = self.slab.capacity() * std::mem::size_of::<Option<Slot>>();
+        let slab = self.slab.capacity() * std::mem::size_of::<Slot>();
         let index = self.index.capacity() * 8 / 7 * (std::mem::size_of::<u32>() + 1);
         let sweep = self.deadlines.capacity() * 8 + self.chunk_min.capacity() * 8;
         let free = self.free.capacity() * 4;

@@ -85,6 +85,11 @@ impl<'q> Filter<'q> {
         }
     }
 
+    /// True when a filter other than the spatial ones is set, so every entity must be read.
+    pub(crate) fn has_entity_filters(&self) -> bool {
+        self.stale.is_some() || self.type_prefix.is_some() || self.text.is_some()
+    }
+
     /// True when `e` passes every filter except `near` (which nearest-neighbour search
     /// applies itself, reusing the distance it computes).
     pub(crate) fn matches_except_near(&self, e: &Entity) -> bool {

@@ -734,3 +734,68 @@ fn randomized_consistency_with_brute_force() {
         }
     }
 }
+
+/// Spatial-only queries take the whole-cell shortcut; check them against brute force on dense
+/// data with several cell sizes, including ones that do not divide 360.
+#[test]
+fn spatial_only_queries_match_brute_force() {
+    let mut rng = SmallRng::seed_from_u64(5);
+    for cell in [0.05, 0.3, 7.0] {
+        let mut p = Picture::new(PictureConfig {
+            cell_deg: cell,
+            ..PictureConfig::default()
+        });
+        for i in 0..6_000 {
+            let (lat, lon) = match i % 3 {
+                0 => (rng.random_range(44.0..48.0), rng.random_range(4.0..10.0)),
+                1 => (rng.random_range(-89.9..=-85.0), rng.random_range(-180.0..=180.0)),
+                _ => (rng.random_range(-90.0..=90.0), rng.random_range(-180.0..=180.0)),
+            };
+            p.fold(&rep(&format!("e{i}"), lat, lon, 0), ts(0), ts(0));
+        }
+        let all: Vec<_> = p.iter().collect();
+        for _ in 0..200 {
+            let lat0: f64 = rng.random_range(-90.0..90.0);
+            let b = BBox {
+                min_lat: lat0,
+                max_lat: (lat0 + rng.random_range(0.0..10.0)).min(90.0),
+                min_lon: rng.random_range(-180.0..=180.0),
+                max_lon: rng.random_range(-180.0..=180.0),
+            };
+            let q = Query {
+                bbox: Some(b),
+                ..Query::default()
+            };
+            let want = uids(all.iter().copied().filter(|e| b.contains(e.lat, e.lon)));
+            assert_eq!(uids(p.query(&q)), want, "{b:?}");
+
+            let n = Near {
+                lat: rng.random_range(-90.0..=90.0),
+                lon: rng.random_range(-180.0..=180.0),
+                radius_m: rng.random_range(0.0..3_000_000.0),
+            };
+            let q = Query {
+                near: Some(n),
+                ..Query::default()
+            };
+            let want = uids(all.iter().copied().filter(|e| n.contains(e.lat, e.lon)));
+            assert_eq!(uids(p.query(&q)), want, "{n:?}");
+            let n = Near {
+                lat: rng.random_range(44.0..48.0),
+                lon: rng.random_range(4.0..10.0),
+                radius_m: rng.random_range(0.0..200_000.0),
+            };
+            let q = Query {
+                near: Some(n),
+                bbox: Some(b),
+                ..Query::default()
+            };
+            let want = uids(
+                all.iter()
+                    .copied()
+                    .filter(|e| n.contains(e.lat, e.lon) && b.contains(e.lat, e.lon)),
+            );
+            assert_eq!(uids(p.query(&q)), want, "{n:?} {b:?}");
+        }
+    }
+}
