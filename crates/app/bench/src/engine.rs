@@ -32,7 +32,13 @@ pub(crate) fn templates(entities: usize) -> Vec<Report> {
 }
 
 /// Fills `out` with the next batch: `n` reports cycling over the templates.
-pub(crate) fn next_batch(templates: &[Report], cursor: &mut usize, base: Timestamp, out: &mut Vec<Report>, n: usize) {
+pub(crate) fn next_batch(
+    templates: &[Report],
+    cursor: &mut usize,
+    base: Timestamp,
+    out: &mut Vec<Report>,
+    n: usize,
+) {
     out.clear();
     for _ in 0..n {
         let i = *cursor % templates.len();
@@ -52,13 +58,19 @@ pub fn ingest(entities: usize, reports: usize, batch: usize) -> anyhow::Result<F
     let dir = tempfile::tempdir()?;
     let history = SegmentLog::open(SegmentLogConfig::new(dir.path()))?;
     let store: Arc<dyn HistoryStore> = history.clone();
-    let engine = Engine::open(EngineConfig::default(), store.clone(), Arc::new(Metrics::new()))?;
+    let engine = Engine::open(
+        EngineConfig::default(),
+        store.clone(),
+        Arc::new(Metrics::new()),
+    )?;
 
     // Count group commits from the durable watch on a side thread.
     let commits = Arc::new(AtomicU64::new(0));
     let counter = commits.clone();
     let mut watch = store.durable();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let watcher = std::thread::spawn(move || {
         rt.block_on(async move {
             while watch.changed().await.is_ok() {
@@ -95,10 +107,22 @@ pub fn ingest(entities: usize, reports: usize, batch: usize) -> anyhow::Result<F
     f.push("entities", entities as f64, "");
     f.push("reports", reports as f64, "");
     f.push("batch size", batch as f64, "reports");
-    f.push("throughput (durable)", reports as f64 / elapsed.as_secs_f64(), "reports/s");
-    f.push("throughput (folded)", reports as f64 / folded.as_secs_f64(), "reports/s");
+    f.push(
+        "throughput (durable)",
+        reports as f64 / elapsed.as_secs_f64(),
+        "reports/s",
+    );
+    f.push(
+        "throughput (folded)",
+        reports as f64 / folded.as_secs_f64(),
+        "reports/s",
+    );
     f.push("group commits", commit_count as f64, "");
-    f.push("mean commit interval", elapsed.as_secs_f64() * 1000.0 / commit_count as f64, "ms");
+    f.push(
+        "mean commit interval",
+        elapsed.as_secs_f64() * 1000.0 / commit_count as f64,
+        "ms",
+    );
     f.push("live entities", engine.picture().len() as f64, "");
     f.push("history bytes", store.stats().bytes as f64, "bytes");
     Ok(f)

@@ -181,7 +181,9 @@ pub fn bytes_per_report(entities: usize, reports: usize, seed: u64) -> Figures {
     let mut fleet = Fleet::new(entities.max(1), seed, "unit");
     // Generation is timed separately so the append figure can be read both ways.
     let gen_started = Instant::now();
-    let pre: Vec<Report> = (0..reports.min(BATCH * 10)).map(|k| fleet.next(k)).collect();
+    let pre: Vec<Report> = (0..reports.min(BATCH * 10))
+        .map(|k| fleet.next(k))
+        .collect();
     let gen_per_report = gen_started.elapsed().as_secs_f64() / pre.len().max(1) as f64;
     let mut fleet = Fleet::new(entities.max(1), seed, "unit");
     let secs = append_all(&log, |k| fleet.next(k), reports);
@@ -194,11 +196,23 @@ pub fn bytes_per_report(entities: usize, reports: usize, seed: u64) -> Figures {
     fig.push("reports", reports as f64, "");
     fig.push("segments", stats.segments as f64, "");
     fig.push("bytes on disk", bytes as f64, "B");
-    fig.push("bytes per report", bytes as f64 / reports.max(1) as f64, "B");
-    fig.push("append rate (incl. generation, fsync)", reports as f64 / secs, "reports/s");
+    fig.push(
+        "bytes per report",
+        bytes as f64 / reports.max(1) as f64,
+        "B",
+    );
+    fig.push(
+        "append rate (incl. generation, fsync)",
+        reports as f64 / secs,
+        "reports/s",
+    );
     let append_only = secs - gen_per_report * reports as f64;
     if append_only > 0.0 {
-        fig.push("append rate (excl. generation)", reports as f64 / append_only, "reports/s");
+        fig.push(
+            "append rate (excl. generation)",
+            reports as f64 / append_only,
+            "reports/s",
+        );
     }
     fig
 }
@@ -338,12 +352,23 @@ mod tests {
         assert_eq!(figure(&r, "reports replayed"), 2000.0);
     }
 
-    /// The release figures: `cargo test --release -p rampart-bench -- --ignored --nocapture`.
+    // The release figures: `cargo test --release -p rampart-bench history -- --ignored --nocapture`.
+
     #[test]
     #[ignore]
-    fn figures() {
+    fn figures_bytes_per_report() {
         println!("{}", bytes_per_report(100_000, 3_000_000, 1));
+    }
+
+    #[test]
+    #[ignore]
+    fn figures_track() {
         println!("{}", track(100_000, 10_000, 2));
+    }
+
+    #[test]
+    #[ignore]
+    fn figures_replay() {
         println!("{}", replay(100_000, 3_000_000, 3));
     }
 }

@@ -13,7 +13,12 @@ use crate::Figures;
 use crate::engine::{next_batch, templates};
 
 /// Posts `bodies` bodies of `batch` reports over `connections` concurrent connections.
-pub fn ingest(entities: usize, bodies: usize, batch: usize, connections: usize) -> anyhow::Result<Figures> {
+pub fn ingest(
+    entities: usize,
+    bodies: usize,
+    batch: usize,
+    connections: usize,
+) -> anyhow::Result<Figures> {
     // Pre-serialise every body so the client's cost is only sending.
     let templates = templates(entities);
     let base = Timestamp::now();
@@ -35,19 +40,28 @@ pub fn ingest(entities: usize, bodies: usize, batch: usize, connections: usize) 
     }
     let body_bytes: usize = payloads.iter().map(|b| b.len()).sum();
 
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let dir = tempfile::tempdir()?;
         let history = SegmentLog::open(SegmentLogConfig::new(dir.path()))?;
         let store: Arc<dyn HistoryStore> = history;
         let engine = Engine::open(EngineConfig::default(), store, Arc::new(Metrics::new()))?;
         let sink: Arc<dyn ReportSink> = engine.clone();
-        let state = AppState::new(engine.clone(), sink, HttpConfig::default(), Limits::default());
+        let state = AppState::new(
+            engine.clone(),
+            sink,
+            HttpConfig::default(),
+            Limits::default(),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let server = tokio::spawn(rampart_http::serve(listener, state, std::future::pending()));
 
-        let client = reqwest::Client::builder().pool_max_idle_per_host(connections).build()?;
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(connections)
+            .build()?;
         let url = format!("http://{addr}/api/v1/reports");
         let payloads = Arc::new(payloads);
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -94,9 +108,21 @@ pub fn ingest(entities: usize, bodies: usize, batch: usize, connections: usize) 
         f.push("reports per body", batch as f64, "");
         f.push("mean body size", body_bytes as f64 / bodies as f64, "bytes");
         f.push("reports acknowledged", accepted as f64, "");
-        f.push("throughput (acknowledged, durable)", accepted as f64 / elapsed.as_secs_f64(), "reports/s");
-        f.push("request latency p50", crate::util::quantile(&mut latencies, 0.5), "ms");
-        f.push("request latency p99", crate::util::quantile(&mut latencies, 0.99), "ms");
+        f.push(
+            "throughput (acknowledged, durable)",
+            accepted as f64 / elapsed.as_secs_f64(),
+            "reports/s",
+        );
+        f.push(
+            "request latency p50",
+            crate::util::quantile(&mut latencies, 0.5),
+            "ms",
+        );
+        f.push(
+            "request latency p99",
+            crate::util::quantile(&mut latencies, 0.99),
+            "ms",
+        );
         Ok(f)
     })
 }

@@ -48,24 +48,48 @@ impl std::fmt::Display for Figures {
 /// `http` or `all`) and prints its figures. `quick` shrinks the sizes for a smoke run.
 pub fn run(name: &str, quick: bool, json: bool) -> anyhow::Result<()> {
     let all = name == "all";
-    let known = ["engine", "query", "memory", "history", "track", "replay", "http", "all"];
+    let known = [
+        "engine", "query", "memory", "history", "track", "replay", "http", "all",
+    ];
     if !known.contains(&name) {
         anyhow::bail!("unknown benchmark {name:?} (known: {})", known.join(", "));
     }
     let scale = |full: usize, small: usize| if quick { small } else { full };
     let mut results = Vec::new();
-    if all || name == "engine" {
-        results.push(engine::ingest(scale(100_000, 10_000), scale(5_000_000, 200_000), 1_000)?);
-    }
-    if all || name == "query" {
-        results.push(picture::query(scale(1_000_000, 50_000), scale(10_000, 500), 1));
-    }
+    // Memory first: RSS deltas are only honest before other benchmarks have grown the heap.
     if all || name == "memory" {
         results.push(picture::memory(scale(1_000_000, 50_000), 1));
     }
-    // HISTORY-BENCH-PLACEHOLDER
+    if all || name == "engine" {
+        results.push(engine::ingest(
+            scale(100_000, 10_000),
+            scale(5_000_000, 200_000),
+            1_000,
+        )?);
+    }
+    if all || name == "query" {
+        results.push(picture::query(
+            scale(1_000_000, 50_000),
+            scale(10_000, 500),
+            1,
+        ));
+    }
+    if all || name == "history" {
+        results.push(history::bytes_per_report(scale(100_000, 5_000), scale(3_000_000, 100_000), 1));
+    }
+    if all || name == "track" {
+        results.push(history::track(scale(100_000, 5_000), 10, 1));
+    }
+    if all || name == "replay" {
+        results.push(history::replay(scale(100_000, 5_000), scale(2_000_000, 50_000), 1));
+    }
     if all || name == "http" {
-        results.push(http::ingest(scale(100_000, 10_000), scale(1_000, 50), 1_000, 4)?);
+        results.push(http::ingest(
+            scale(100_000, 10_000),
+            scale(1_000, 50),
+            1_000,
+            4,
+        )?);
     }
     for f in &results {
         println!("{f}");

@@ -214,10 +214,12 @@ impl<'a> Reader<'a> {
     fn text_of_len(&mut self, n: usize) -> Result<Text, DecodeError> {
         let start = self.pos;
         let b = self.bytes(n)?;
-        std::str::from_utf8(b).map(Text::from).map_err(|_| DecodeError {
-            pos: start,
-            reason: "text is not UTF-8",
-        })
+        std::str::from_utf8(b)
+            .map(Text::from)
+            .map_err(|_| DecodeError {
+                pos: start,
+                reason: "text is not UTF-8",
+            })
     }
 
     fn f64(&mut self) -> Result<f64, DecodeError> {
@@ -487,7 +489,12 @@ impl SegEncoder {
     /// Appends `r` (and any dictionary records it needs) to `buf`, whose first byte lands at
     /// segment offset `base`. Returns `Ok(false)` without writing when the dictionary is full
     /// (the caller rolls to a new segment and retries).
-    pub fn encode(&mut self, r: &Report, buf: &mut Vec<u8>, base: u64) -> Result<bool, HistoryError> {
+    pub fn encode(
+        &mut self,
+        r: &Report,
+        buf: &mut Vec<u8>,
+        base: u64,
+    ) -> Result<bool, HistoryError> {
         let bound = size_bound(r);
         if base + buf.len() as u64 + bound as u64 > u64::from(u32::MAX) {
             return Err(HistoryError::TooLarge(bound));
@@ -834,19 +841,28 @@ pub(crate) fn read_position(
     if !wanted {
         return Ok((t, None));
     }
-    let mut r = template.clone();
-    r.lat = d.lat as f64 / 1e7;
-    r.lon = d.lon as f64 / 1e7;
-    r.hae = hae;
-    r.ce = ce;
-    r.le = le;
-    r.course = course;
-    r.speed = speed;
-    r.time = Timestamp(t);
-    r.stale = stale.map(Timestamp);
-    r.start = start.map(Timestamp);
-    r.attributes = attributes;
-    r.id = id;
+    // Built field by field (not `template.clone()` then overwritten): this is the hot path of
+    // track queries and replay.
+    let r = Report {
+        uid: template.uid.clone(),
+        cot_type: template.cot_type.clone(),
+        callsign: template.callsign.clone(),
+        lat: d.lat as f64 / 1e7,
+        lon: d.lon as f64 / 1e7,
+        hae,
+        ce,
+        le,
+        course,
+        speed,
+        how: template.how.clone(),
+        time: Timestamp(t),
+        start: start.map(Timestamp),
+        stale: stale.map(Timestamp),
+        attributes,
+        label: template.label.clone(),
+        id,
+        provenance: template.provenance.clone(),
+    };
     Ok((t, Some(r)))
 }
 
@@ -901,12 +917,10 @@ impl SeqDecoder {
                 let pos = rd.pos;
                 let stream = read_stream_id(rd)?;
                 let (template, delta) =
-                    self.streams
-                        .get_mut(stream as usize)
-                        .ok_or(DecodeError {
-                            pos,
-                            reason: "reference to an undefined stream",
-                        })?;
+                    self.streams.get_mut(stream as usize).ok_or(DecodeError {
+                        pos,
+                        reason: "reference to an undefined stream",
+                    })?;
                 let (time, report) =
                     read_position(rd, f, delta, template, &self.strings, |_| want_report)?;
                 Ok(Item::Position {
@@ -952,10 +966,14 @@ pub(crate) mod tests {
             cot_type: rng
                 .random_bool(0.8)
                 .then(|| pick(rng, &["a-f-G-U-C", "a-h-A", "a-n-S"])),
-            callsign: rng.random_bool(0.7).then(|| pick(rng, &["ALPHA", "BRAVO 2", ""])),
+            callsign: rng
+                .random_bool(0.7)
+                .then(|| pick(rng, &["ALPHA", "BRAVO 2", ""])),
             lat: rng.random_range(-90.0..=90.0),
             lon: rng.random_range(-180.0..=180.0),
-            hae: rng.random_bool(0.8).then(|| rng.random_range(-12_000.0..20_000.0)),
+            hae: rng
+                .random_bool(0.8)
+                .then(|| rng.random_range(-12_000.0..20_000.0)),
             ce: rng.random_bool(0.3).then(|| rng.random_range(0.0..1000.0)),
             le: rng.random_bool(0.3).then(|| rng.random_range(0.0..1000.0)),
             course: rng.random_bool(0.8).then(|| rng.random_range(0.0..=360.0)),
@@ -997,7 +1015,10 @@ pub(crate) mod tests {
         let mut rd = Reader::new(buf, base);
         let mut out = Vec::new();
         while !rd.at_end() {
-            if let Item::Position { report: Some(r), .. } = dec.next(&mut rd, true).unwrap() {
+            if let Item::Position {
+                report: Some(r), ..
+            } = dec.next(&mut rd, true).unwrap()
+            {
                 out.push(r);
             }
         }
@@ -1051,7 +1072,8 @@ pub(crate) mod tests {
         let mut enc = SegEncoder::new(1 << 20);
         let mut buf = Vec::new();
         for i in 0..200 {
-            enc.encode(&random_report(&mut rng, i * 1000), &mut buf, 0).unwrap();
+            enc.encode(&random_report(&mut rng, i * 1000), &mut buf, 0)
+                .unwrap();
         }
         for _ in 0..2000 {
             let mut b = buf.clone();

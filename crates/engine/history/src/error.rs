@@ -57,7 +57,11 @@ impl HistoryError {
     }
 
     /// A corruption report for `path` at `offset`.
-    pub(crate) fn corrupt(path: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Self {
+    pub(crate) fn corrupt(
+        path: impl Into<PathBuf>,
+        offset: u64,
+        reason: impl Into<String>,
+    ) -> Self {
         HistoryError::Corrupt {
             path: path.into(),
             offset,

@@ -230,7 +230,12 @@ impl SegIndex {
         out.extend_from_slice(&self.reports.to_le_bytes());
         out.extend_from_slice(&self.min_time.to_le_bytes());
         out.extend_from_slice(&self.max_time.to_le_bytes());
-        for n in [table.len(), self.streams.len(), self.string_offsets.len(), n_offsets] {
+        for n in [
+            table.len(),
+            self.streams.len(),
+            self.string_offsets.len(),
+            n_offsets,
+        ] {
             out.extend_from_slice(&(n as u32).to_le_bytes());
         }
         for (h, first, count) in &table {

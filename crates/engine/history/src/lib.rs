@@ -11,9 +11,11 @@
 //! - **Compact encoding.** Per-segment dictionaries turn each distinct (uid, type, how,
 //!   callsign, label, provenance) into a small stream number, and position records hold
 //!   delta-coded, quantised fields: a moving entity costs about 20 bytes per report on disk,
-//!   index included (see [`codec`](crate::quantize) for the quantisation).
+//!   index included. Positions come back quantised (see [`quantize`]).
 //! - **Track index.** Each segment indexes record offsets per stream: in memory while it is
-//!   written, in a CRC-protected `.idx` sidecar once sealed (rebuilt by a scan if damaged).
+//!   written, in a CRC-protected `.idx` sidecar once sealed (memory-mapped on first use,
+//!   rebuilt by a scan if missing or damaged). Segments are read through read-only maps of
+//!   their committed (fsynced) length only.
 //! - **Recovery.** On open the newest segment is verified frame by frame and a torn tail is
 //!   truncated (logged with file and offset); damage inside an older segment skips the rest of
 //!   that segment. Nothing panics on corrupt files.

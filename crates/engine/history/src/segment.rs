@@ -135,7 +135,8 @@ impl Segment {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(HistoryError::io(&self.path, e)),
         };
-        let m = Arc::new(format::map_file(&file, len).map_err(|e| HistoryError::io(&self.path, e))?);
+        let m =
+            Arc::new(format::map_file(&file, len).map_err(|e| HistoryError::io(&self.path, e))?);
         *cached = Some(m.clone());
         Ok(Some((m, len)))
     }
@@ -174,7 +175,11 @@ impl Segment {
             .map_err(|_| (0, "cannot be mapped"))
             .and_then(Sidecar::parse);
         match parsed {
-            Ok(s) if s.meta.seq == self.seq && s.meta.file_len == file_len && s.meta.valid_len <= file_len => {
+            Ok(s)
+                if s.meta.seq == self.seq
+                    && s.meta.file_len == file_len
+                    && s.meta.valid_len <= file_len =>
+            {
                 Some(s)
             }
             Ok(_) => {
@@ -222,10 +227,13 @@ impl Segment {
                         None => SegIndex::default(),
                     };
                     let index = SegIndex { file_len, ..index };
-                    match self.write_sidecar(&index, index.file_len, index.valid_len).and_then(|_| {
-                        self.load_sidecar(file_len)
-                            .ok_or_else(|| HistoryError::corrupt(&self.idx_path, 0, "unreadable after writing"))
-                    }) {
+                    match self
+                        .write_sidecar(&index, index.file_len, index.valid_len)
+                        .and_then(|_| {
+                            self.load_sidecar(file_len).ok_or_else(|| {
+                                HistoryError::corrupt(&self.idx_path, 0, "unreadable after writing")
+                            })
+                        }) {
                         Ok(s) => IndexState::Sealed(Some(Arc::new(s))),
                         Err(e) => {
                             tracing::warn!(error = %e, "cannot write history sidecar index; keeping it in memory");
@@ -292,29 +300,35 @@ impl Strings for MappedStrings<'_> {
     }
 }
 
-/// A track point candidate: time, segment offset (for a stable order) and the report.
-pub(crate) type Point = (i64, u32, Report);
+/// One stream being decoded by [`track_segment`].
+struct Cursor<'a> {
+    template: Report,
+    delta: Delta,
+    offsets: &'a [u32],
+    next: usize,
+}
 
-/// Decodes `uid`'s records with `from <= time <= to` from one segment's committed `data`.
-/// Damage is logged and ends that stream's contribution; it never fails the query.
+/// Decodes `uid`'s records in one segment's committed `data` in append order. For each record
+/// `visit(time)` says whether to build the report, which is then handed to `out`. Several
+/// streams of one uid (e.g. after a callsign change) are merged by offset, so `visit` and
+/// `out` always see append order. Damage is logged and ends that stream's contribution; it
+/// never fails the query.
 pub(crate) fn track_segment(
     data: &[u8],
     path: &Path,
     found: &Found,
     uid: &str,
-    from: i64,
-    to: i64,
-    out: &mut Vec<Point>,
+    visit: &mut dyn FnMut(i64) -> bool,
+    out: &mut dyn FnMut(Report),
 ) {
     let strings = MappedStrings {
         data,
         src: &found.strings,
     };
-    let first = out.len();
-    let mut streams = 0;
+    let mut cursors = Vec::with_capacity(found.streams.len());
     for (dict, offsets) in &found.streams {
         let mut rd = Reader::new(data, *dict as usize);
-        let template = match rd.u8().and_then(|k| {
+        let template = rd.u8().and_then(|k| {
             if k == REC_STREAM {
                 codec::read_stream_def(&mut rd, &strings)
             } else {
@@ -323,48 +337,54 @@ pub(crate) fn track_segment(
                     reason: "stream offset does not point at a stream",
                 })
             }
-        }) {
-            Ok(t) => t,
+        });
+        match template {
+            // A different uid is a sidecar hash collision.
+            Ok(template) if template.uid == uid => cursors.push(Cursor {
+                template,
+                delta: Delta::default(),
+                offsets,
+                next: 0,
+            }),
+            Ok(_) => {}
             Err(e) => {
                 tracing::error!(file = %path.display(), offset = e.pos, reason = e.reason, "corrupt history stream definition; skipping it");
-                continue;
-            }
-        };
-        if template.uid != uid {
-            continue; // a sidecar hash collision
-        }
-        streams += 1;
-        let mut delta = Delta::default();
-        for &off in offsets {
-            if off as usize >= data.len() {
-                break; // appended after the commit this query sees
-            }
-            let mut rd = Reader::new(data, off as usize);
-            let res = rd.u8().and_then(|f| {
-                if f & 0x80 != 0 {
-                    return Err(DecodeError {
-                        pos: off as usize,
-                        reason: "record offset does not point at a position",
-                    });
-                }
-                codec::read_stream_id(&mut rd)?;
-                codec::read_position(&mut rd, f, &mut delta, &template, &strings, |t| {
-                    from <= t && t <= to
-                })
-            });
-            match res {
-                Ok((t, Some(r))) => out.push((t, off, r)),
-                Ok((_, None)) => {}
-                Err(e) => {
-                    tracing::error!(file = %path.display(), offset = e.pos, reason = e.reason, "corrupt history record; skipping the rest of this track in the segment");
-                    break;
-                }
             }
         }
     }
-    // Several streams of one uid (e.g. a changed callsign) interleave in append order.
-    if streams > 1 {
-        out[first..].sort_by_key(|p| p.1);
+    loop {
+        // The cursor with the smallest next offset (there is almost always just one).
+        let mut best: Option<(usize, u32)> = None;
+        for (i, c) in cursors.iter().enumerate() {
+            if let Some(&off) = c.offsets.get(c.next)
+                && (off as usize) < data.len() // later offsets are not committed yet
+                && best.is_none_or(|(_, b)| off < b)
+            {
+                best = Some((i, off));
+            }
+        }
+        let Some((i, off)) = best else { return };
+        let c = &mut cursors[i];
+        c.next += 1;
+        let mut rd = Reader::new(data, off as usize);
+        let res = rd.u8().and_then(|f| {
+            if f & 0x80 != 0 {
+                return Err(DecodeError {
+                    pos: off as usize,
+                    reason: "record offset does not point at a position",
+                });
+            }
+            codec::read_stream_id(&mut rd)?;
+            codec::read_position(&mut rd, f, &mut c.delta, &c.template, &strings, &mut *visit)
+        });
+        match res {
+            Ok((_, Some(r))) => out(r),
+            Ok((_, None)) => {}
+            Err(e) => {
+                tracing::error!(file = %path.display(), offset = e.pos, reason = e.reason, "corrupt history record; skipping the rest of this track in the segment");
+                c.next = c.offsets.len();
+            }
+        }
     }
 }
 
@@ -483,7 +503,11 @@ pub(crate) fn scan(data: &[u8], _path: &Path) -> (SegIndex, Option<(u64, &'stati
 /// truncating a torn tail if it is the newest segment (`is_last`), and writes a fresh sidecar.
 /// Returns `None` for a segment that holds no reports (it is deleted) or whose header is bad
 /// (it is left alone and logged).
-pub(crate) fn recover(dir: &Path, seq: u64, is_last: bool) -> Result<Option<Arc<Segment>>, HistoryError> {
+pub(crate) fn recover(
+    dir: &Path,
+    seq: u64,
+    is_last: bool,
+) -> Result<Option<Arc<Segment>>, HistoryError> {
     let seg = Segment::new(dir, seq, IndexState::Sealed(None));
     let path = seg.path.clone();
     let file = OpenOptions::new()
@@ -491,7 +515,10 @@ pub(crate) fn recover(dir: &Path, seq: u64, is_last: bool) -> Result<Option<Arc<
         .write(true)
         .open(&path)
         .map_err(|e| HistoryError::io(&path, e))?;
-    let mut file_len = file.metadata().map_err(|e| HistoryError::io(&path, e))?.len();
+    let mut file_len = file
+        .metadata()
+        .map_err(|e| HistoryError::io(&path, e))?
+        .len();
     let mut header = [0u8; HEADER_LEN as usize];
     let header_ok = {
         use std::os::unix::fs::FileExt;
@@ -500,7 +527,9 @@ pub(crate) fn recover(dir: &Path, seq: u64, is_last: bool) -> Result<Option<Arc<
             && format::parse_segment_header(&header) == Ok(seq)
     };
     if !header_ok {
-        let reason = format::parse_segment_header(&header).err().unwrap_or("sequence number does not match the file name");
+        let reason = format::parse_segment_header(&header)
+            .err()
+            .unwrap_or("sequence number does not match the file name");
         if is_last {
             // The header is fsynced before any frame is written, so a bad header on the newest
             // segment means it was torn while being created: it holds nothing acknowledged.
@@ -544,14 +573,16 @@ pub(crate) fn recover(dir: &Path, seq: u64, is_last: bool) -> Result<Option<Arc<
     }
 
     let (mut index, bad) = {
-        let map = format::map_file(&file, file_len as usize).map_err(|e| HistoryError::io(&path, e))?;
+        let map =
+            format::map_file(&file, file_len as usize).map_err(|e| HistoryError::io(&path, e))?;
         scan(&map, &path)
         // The mapping ends here, before any truncation below.
     };
     if let Some((offset, reason)) = bad {
         if is_last {
             tracing::warn!(file = %path.display(), offset, reason, "truncating the torn tail of the newest history segment");
-            file.set_len(index.valid_len).map_err(|e| HistoryError::io(&path, e))?;
+            file.set_len(index.valid_len)
+                .map_err(|e| HistoryError::io(&path, e))?;
             file.sync_all().map_err(|e| HistoryError::io(&path, e))?;
             file_len = index.valid_len;
         } else {

@@ -6,6 +6,8 @@
 //! writer lock only to take the buffer, never during I/O, so appends proceed while it fsyncs
 //! (that is the group commit: whatever accumulates during one fsync is the next frame).
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use tokio::sync::watch;
 
 use crate::codec::SegEncoder;
 use crate::format::{self, FRAME_HEADER, HEADER_LEN, SegIndex};
-use crate::segment::{self, Found, IndexState, Point, Segment, StrSrc};
+use crate::segment::{self, Found, IndexState, Segment, StrSrc};
 use crate::{
     Durable, HistoryError, HistoryStats, HistoryStore, SegmentLogConfig, Ticket, TrackQuery,
 };
@@ -29,7 +31,10 @@ enum Job {
     /// Write one frame to the current segment.
     Frame { payload: Vec<u8> },
     /// The current segment is complete: fsync it and write its sidecar.
-    Seal { seg: Arc<Segment>, index: Arc<SegIndex> },
+    Seal {
+        seg: Arc<Segment>,
+        index: Arc<SegIndex>,
+    },
     /// Create the next segment and make it current.
     Open { seg: Arc<Segment> },
 }
@@ -139,10 +144,16 @@ fn io<T>(path: &std::path::Path, r: std::io::Result<T>) -> Result<T, HistoryErro
 fn create_segment(seg: &Segment, dir: &std::path::Path, fsync: bool) -> Result<File, HistoryError> {
     let mut f = io(
         &seg.path,
-        OpenOptions::new().write(true).create_new(true).open(&seg.path),
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&seg.path),
     )?;
     let created = Timestamp::now().0;
-    io(&seg.path, f.write_all(&format::segment_header(seg.seq, created)))?;
+    io(
+        &seg.path,
+        f.write_all(&format::segment_header(seg.seq, created)),
+    )?;
     if fsync {
         io(&seg.path, f.sync_data())?;
         segment::sync_dir(dir)?;
@@ -393,6 +404,79 @@ impl Inner {
         }
         Ok(freed)
     }
+}
+
+/// One segment's share of a track query: the segment, its committed bytes and the uid's streams.
+type Part = (Arc<Segment>, Arc<memmap2::Mmap>, usize, Found);
+
+/// Track queries with at least this many candidate points build them on two threads.
+const PARALLEL_POINTS: usize = 16_384;
+
+/// Builds every in-range point of `parts` (at most `candidates`, in append order) on two
+/// threads, each writing its half of the segments straight into its own region of the result.
+///
+/// Measured need: building 100,000 reports (384 bytes each) is dominated not by decoding but
+/// by page-faulting the 38 MB result; a single thread took ~27 ms, over the 20 ms target. Two
+/// threads fault and fill disjoint halves concurrently. Returns `None` (the caller then builds
+/// serially) if a region would overflow, which the candidate count rules out.
+#[allow(unsafe_code)]
+fn materialize_on_two_threads(
+    parts: &[Part],
+    uid: &str,
+    from: i64,
+    to: i64,
+    candidates: usize,
+) -> Option<Vec<Report>> {
+    let count = |p: &Part| p.3.streams.iter().map(|s| s.1.len()).sum::<usize>();
+    // Split the segments where the first half of the candidates ends.
+    let mut split = 0;
+    let mut cap_a = 0;
+    while split < parts.len() && cap_a * 2 < candidates {
+        cap_a += count(&parts[split]);
+        split += 1;
+    }
+    let mut out: Vec<Report> = Vec::with_capacity(candidates);
+    let spare = &mut out.spare_capacity_mut()[..candidates];
+    let (region_a, region_b) = spare.split_at_mut(cap_a);
+    let fill = |parts: &[Part], region: &mut [std::mem::MaybeUninit<Report>]| -> Option<usize> {
+        let mut n = 0;
+        let mut overflow = false;
+        for (seg, data, len, found) in parts {
+            let mut visit = |t: i64| from <= t && t <= to;
+            segment::track_segment(&data[..*len], &seg.path, found, uid, &mut visit, &mut |r| {
+                match region.get_mut(n) {
+                    Some(slot) => {
+                        slot.write(r);
+                        n += 1;
+                    }
+                    None => overflow = true,
+                }
+            });
+        }
+        (!overflow).then_some(n)
+    };
+    let (n_a, n_b) = std::thread::scope(|s| {
+        let b = s.spawn(|| fill(&parts[split..], region_b));
+        let n_a = fill(&parts[..split], region_a);
+        (n_a, b.join().ok().flatten())
+    });
+    let (n_a, n_b) = match (n_a, n_b) {
+        (Some(a), Some(b)) => (a, b),
+        // Unreachable (see above). Written slots are leaked, never read: no unsafety.
+        _ => return None,
+    };
+    // Close the gap between the two regions (points outside the time range leave one).
+    let spare = out.spare_capacity_mut();
+    if n_a < cap_a {
+        for i in 0..n_b {
+            spare.swap(n_a + i, cap_a + i);
+        }
+    }
+    // SAFETY: slots 0..n_a were written by the first thread and slots n_a..n_a + n_b hold the
+    // second thread's writes (moved down by the swaps above); all lie within the capacity
+    // reserved above, so the first n_a + n_b elements are initialised.
+    unsafe { out.set_len(n_a + n_b) };
+    Some(out)
 }
 
 /// The flusher thread's state: the file of the current segment and what was written to it.
@@ -652,15 +736,11 @@ impl HistoryStore for SegmentLog {
             return Ok(Vec::new());
         }
         let (from, to) = (q.from.0, q.to.0);
-        // Candidates are trimmed to the latest `limit` whenever they pass twice that, which
-        // bounds memory by the limit, not by the track's length.
-        let trim = |out: &mut Vec<Point>| {
-            out.sort_by_key(|p| p.0); // stable: equal times stay in append order
-            if out.len() > limit {
-                out.drain(..out.len() - limit);
-            }
-        };
-        let mut out: Vec<Point> = Vec::new();
+        // Gather the segments that may hold points, with their committed bytes and the uid's
+        // record offsets. The committed length is read before the index, so every listed
+        // offset below it is durable (later ones are skipped by the decoder).
+        let mut parts = Vec::new();
+        let mut candidates = 0usize;
         for seg in self.snapshot() {
             if seg.reports.load(Ordering::Acquire) == 0
                 || seg.min_time.load(Ordering::Acquire) > to
@@ -668,8 +748,6 @@ impl HistoryStore for SegmentLog {
             {
                 continue;
             }
-            // The committed length is read before the index, so every offset below it that
-            // the index lists is durable.
             let Some((data, len)) = seg.data()? else {
                 continue;
             };
@@ -677,13 +755,88 @@ impl HistoryStore for SegmentLog {
             if found.streams.is_empty() {
                 continue;
             }
-            segment::track_segment(&data[..len], &seg.path, &found, &q.uid, from, to, &mut out);
-            if out.len() > limit.saturating_mul(2).max(4096) {
-                trim(&mut out);
-            }
+            candidates += found.streams.iter().map(|s| s.1.len()).sum::<usize>();
+            parts.push((seg, data, len, found));
         }
-        trim(&mut out);
-        Ok(out.into_iter().map(|p| p.2).collect())
+        let in_range = |t: i64| from <= t && t <= to;
+
+        // With more candidates than the limit, a first pass decodes times only and finds the
+        // time of the limit-th latest point, so the second pass builds only the points that
+        // can be returned. Memory stays bounded by the limit (plus ties at the threshold).
+        let mut threshold = i64::MIN;
+        if candidates > limit {
+            // Newest segments first: once `limit` points are known, an older segment whose
+            // newest report is not later than the threshold cannot contribute (its ties would
+            // be the earliest appended and are dropped), so it is skipped in both passes.
+            let mut latest: BinaryHeap<Reverse<i64>> = BinaryHeap::with_capacity(limit + 1);
+            let mut keep = vec![true; parts.len()];
+            for (i, (seg, data, len, found)) in parts.iter().enumerate().rev() {
+                if latest.len() == limit
+                    && let Some(Reverse(t)) = latest.peek()
+                    && seg.max_time.load(Ordering::Acquire) <= *t
+                {
+                    keep[i] = false;
+                    continue;
+                }
+                let mut visit = |t: i64| {
+                    if in_range(t)
+                        && (latest.len() < limit || latest.peek().is_some_and(|m| t > m.0))
+                    {
+                        latest.push(Reverse(t));
+                        if latest.len() > limit {
+                            latest.pop();
+                        }
+                    }
+                    false
+                };
+                segment::track_segment(
+                    &data[..*len],
+                    &seg.path,
+                    found,
+                    &q.uid,
+                    &mut visit,
+                    &mut |_| {},
+                );
+            }
+            if latest.len() == limit
+                && let Some(Reverse(t)) = latest.peek()
+            {
+                threshold = *t;
+            }
+            let mut i = 0;
+            parts.retain(|_| {
+                i += 1;
+                keep[i - 1]
+            });
+        }
+        let mut out = None;
+        if threshold == i64::MIN && candidates >= PARALLEL_POINTS {
+            out = materialize_on_two_threads(&parts, &q.uid, from, to, candidates);
+        }
+        let mut out = out.unwrap_or_else(|| {
+            let mut out = Vec::with_capacity(candidates.min(limit));
+            for (seg, data, len, found) in &parts {
+                let mut visit = |t: i64| in_range(t) && t >= threshold;
+                segment::track_segment(
+                    &data[..*len],
+                    &seg.path,
+                    found,
+                    &q.uid,
+                    &mut visit,
+                    &mut |r| out.push(r),
+                );
+            }
+            out
+        });
+        // Usually already in time order; the sort is stable, so ties keep append order.
+        if !out.is_sorted_by_key(|r| r.time) {
+            out.sort_by_key(|r| r.time);
+        }
+        // Ties at the threshold may leave a few extra: the earliest appended go.
+        if out.len() > limit {
+            out.drain(..out.len() - limit);
+        }
+        Ok(out)
     }
 
     fn replay(&self, f: &mut dyn FnMut(Report)) -> Result<u64, HistoryError> {

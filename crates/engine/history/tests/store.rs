@@ -8,9 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rampart_history::{
-    HistoryStore, SegmentLog, SegmentLogConfig, TrackQuery, quantize,
-};
+use rampart_history::{HistoryStore, SegmentLog, SegmentLogConfig, TrackQuery, quantize};
 use rampart_model::{AttrValue, Label, Provenance, Report, ReportId, Timestamp};
 
 const T0: i64 = 1_700_000_000_000;
@@ -23,7 +21,12 @@ fn cfg(dir: &Path) -> SegmentLogConfig {
 }
 
 fn report(uid: &str, i: i64) -> Report {
-    let mut r = Report::new(uid, 50.0 + i as f64 * 1e-4, 8.0 - i as f64 * 1e-4, Timestamp(T0 + i * 1000));
+    let mut r = Report::new(
+        uid,
+        50.0 + i as f64 * 1e-4,
+        8.0 - i as f64 * 1e-4,
+        Timestamp(T0 + i * 1000),
+    );
     r.cot_type = Some("a-f-G-U-C".into());
     r.callsign = Some(format!("CS-{uid}").into());
     r.how = Some("m-g".into());
@@ -68,7 +71,9 @@ fn append_commit_replay_round_trip() {
     let log = SegmentLog::open(cfg(dir.path())).unwrap();
     let mut all = Vec::new();
     for b in 0..10 {
-        let batch: Vec<Report> = (0..100).map(|i| report(&format!("u{}", i % 7), b * 100 + i)).collect();
+        let batch: Vec<Report> = (0..100)
+            .map(|i| report(&format!("u{}", i % 7), b * 100 + i))
+            .collect();
         let t = log.append(&batch).unwrap();
         assert_eq!(t, b as u64 + 1, "one ticket per append call");
         all.extend(batch);
@@ -81,7 +86,10 @@ fn append_commit_replay_round_trip() {
     assert_eq!(s.segments, 1);
     assert_eq!(s.oldest, Some(Timestamp(T0)));
     assert!(s.bytes > 0);
-    assert!(log.wait_durable(11).is_err(), "an unissued ticket is an error, not a hang");
+    assert!(
+        log.wait_durable(11).is_err(),
+        "an unissued ticket is an error, not a hang"
+    );
 }
 
 #[test]
@@ -89,8 +97,12 @@ fn rich_reports_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let mut r = report("rich", 1);
     r.attributes.insert("fuel".into(), AttrValue::Num(0.75));
-    r.attributes.insert("fw".into(), AttrValue::Text("1.2.3".into()));
-    r.id = Some(ReportId::Seq { source: "radar".into(), seq: 42 });
+    r.attributes
+        .insert("fw".into(), AttrValue::Text("1.2.3".into()));
+    r.id = Some(ReportId::Seq {
+        source: "radar".into(),
+        seq: 42,
+    });
     r.start = Some(Timestamp(T0 + 500));
     r.ce = Some(3.2);
     r.le = Some(7.9);
@@ -108,7 +120,10 @@ fn rich_reports_survive_reopen() {
     }
     let log = SegmentLog::open(cfg(dir.path())).unwrap();
     assert_eq!(replay_all(&log), vec![quantize(&r), quantize(&k)]);
-    assert_eq!(track(&log, "rich", 0, i64::MAX, 10), vec![quantize(&r), quantize(&k)]);
+    assert_eq!(
+        track(&log, "rich", 0, i64::MAX, 10),
+        vec![quantize(&r), quantize(&k)]
+    );
 }
 
 #[test]
@@ -138,10 +153,16 @@ fn group_commit_orders_tickets_and_durable_watch() {
             })
         })
         .collect();
-    let max = threads.into_iter().map(|t| t.join().unwrap()).max().unwrap();
+    let max = threads
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .max()
+        .unwrap();
     assert_eq!(max, 800);
     log.wait_durable(max).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let mut rx = rx;
     let d = rt
         .block_on(rx.wait_for(|d| d.ticket >= max))
@@ -162,14 +183,18 @@ fn reopen_after_clean_close_continues() {
     let dir = tempfile::tempdir().unwrap();
     {
         let log = SegmentLog::open(cfg(dir.path())).unwrap();
-        let t = log.append(&(0..50).map(|i| report("a", i)).collect::<Vec<_>>()).unwrap();
+        let t = log
+            .append(&(0..50).map(|i| report("a", i)).collect::<Vec<_>>())
+            .unwrap();
         log.wait_durable(t).unwrap();
     } // drop closes: sidecar written
     assert_eq!(files(dir.path(), "idx").len(), 1);
     {
         let log = SegmentLog::open(cfg(dir.path())).unwrap();
         assert_eq!(log.stats().reports, 50);
-        let t = log.append(&(50..100).map(|i| report("a", i)).collect::<Vec<_>>()).unwrap();
+        let t = log
+            .append(&(50..100).map(|i| report("a", i)).collect::<Vec<_>>())
+            .unwrap();
         log.wait_durable(t).unwrap();
         assert_eq!(track(&log, "a", 0, i64::MAX, 1000).len(), 100);
     }
@@ -177,7 +202,11 @@ fn reopen_after_clean_close_continues() {
     let back = replay_all(&log);
     assert_eq!(back.len(), 100);
     assert!(back.windows(2).all(|w| w[0].time < w[1].time));
-    assert_eq!(log.stats().segments, 3, "two sealed plus a fresh active one");
+    assert_eq!(
+        log.stats().segments,
+        3,
+        "two sealed plus a fresh active one"
+    );
     // Empty segments do not pile up across restarts.
     drop(log);
     let log = SegmentLog::open(cfg(dir.path())).unwrap();
@@ -196,7 +225,9 @@ fn second_open_of_a_directory_is_refused() {
 fn hundred(dir: &Path) -> (PathBuf, u64) {
     let log = SegmentLog::open(cfg(dir)).unwrap();
     for b in 0..10 {
-        let t = log.append(&(0..10).map(|i| report("a", b * 10 + i)).collect::<Vec<_>>()).unwrap();
+        let t = log
+            .append(&(0..10).map(|i| report("a", b * 10 + i)).collect::<Vec<_>>())
+            .unwrap();
         log.wait_durable(t).unwrap();
     }
     drop(log);
@@ -210,7 +241,11 @@ fn torn_tail_is_truncated_and_earlier_data_kept() {
     for tail in [
         b"garbage!".to_vec(),
         // A frame header promising more than is there: a torn write.
-        [1000u32.to_le_bytes(), 0u32.to_le_bytes()].concat().into_iter().chain([1, 2, 3]).collect(),
+        [1000u32.to_le_bytes(), 0u32.to_le_bytes()]
+            .concat()
+            .into_iter()
+            .chain([1, 2, 3])
+            .collect(),
         vec![0u8; 3],
         vec![0u8; 4096],
     ] {
@@ -218,9 +253,18 @@ fn torn_tail_is_truncated_and_earlier_data_kept() {
         let (seg, len) = hundred(dir.path());
         // As after a crash: no sidecar, junk after the last good frame.
         fs::remove_file(seg.with_extension("idx")).unwrap();
-        OpenOptions::new().append(true).open(&seg).unwrap().write_all(&tail).unwrap();
+        OpenOptions::new()
+            .append(true)
+            .open(&seg)
+            .unwrap()
+            .write_all(&tail)
+            .unwrap();
         let log = SegmentLog::open(cfg(dir.path())).unwrap();
-        assert_eq!(fs::metadata(&seg).unwrap().len(), len, "truncated to the last good frame");
+        assert_eq!(
+            fs::metadata(&seg).unwrap().len(),
+            len,
+            "truncated to the last good frame"
+        );
         assert_eq!(replay_all(&log).len(), 100);
         assert_eq!(track(&log, "a", 0, i64::MAX, 1000).len(), 100);
     }
@@ -252,7 +296,10 @@ fn small_segments(dir: &Path) -> SegmentLogConfig {
 fn fill(log: &SegmentLog, n: i64, uids: i64) -> Vec<Report> {
     let mut all = Vec::new();
     for chunk in (0..n).collect::<Vec<_>>().chunks(20) {
-        let batch: Vec<Report> = chunk.iter().map(|&i| report(&format!("u{}", i % uids), i)).collect();
+        let batch: Vec<Report> = chunk
+            .iter()
+            .map(|&i| report(&format!("u{}", i % uids), i))
+            .collect();
         let t = log.append(&batch).unwrap();
         log.wait_durable(t).unwrap();
         all.extend(batch);
@@ -285,17 +332,30 @@ fn corruption_inside_a_sealed_segment_skips_its_rest() {
 
     let log = SegmentLog::open(small_segments(dir.path())).unwrap();
     let back = replay_all(&log);
-    assert!(back.len() < all.len() && back.len() > all.len() / 2, "{}", back.len());
+    assert!(
+        back.len() < all.len() && back.len() > all.len() / 2,
+        "{}",
+        back.len()
+    );
     // What comes back is an in-order subsequence of what went in.
     let want: Vec<Report> = all.iter().map(quantize).collect();
     let mut it = want.iter();
     for r in &back {
-        assert!(it.any(|w| w == r), "replay returned something not appended, or out of order");
+        assert!(
+            it.any(|w| w == r),
+            "replay returned something not appended, or out of order"
+        );
     }
     // Track sees the same subset.
-    let n_track: usize = (0..5).map(|u| track(&log, &format!("u{u}"), 0, i64::MAX, 10_000).len()).sum();
+    let n_track: usize = (0..5)
+        .map(|u| track(&log, &format!("u{u}"), 0, i64::MAX, 10_000).len())
+        .sum();
     assert_eq!(n_track, back.len());
-    assert_eq!(fs::metadata(victim).unwrap().len(), bytes.len() as u64, "sealed segments are not truncated");
+    assert_eq!(
+        fs::metadata(victim).unwrap().len(),
+        bytes.len() as u64,
+        "sealed segments are not truncated"
+    );
 }
 
 #[test]
@@ -304,7 +364,10 @@ fn track_ranges_and_limits_across_segments() {
     let log = SegmentLog::open(small_segments(dir.path())).unwrap();
     let all = fill(&log, 3000, 3);
     assert!(log.stats().segments > 5);
-    assert!(!files(dir.path(), "idx").is_empty(), "sealed segments have sidecars");
+    assert!(
+        !files(dir.path(), "idx").is_empty(),
+        "sealed segments have sidecars"
+    );
     let model = |uid: &str, from: i64, to: i64, limit: usize| {
         let mut v: Vec<Report> = all
             .iter()
@@ -325,12 +388,19 @@ fn track_ranges_and_limits_across_segments() {
         ("u1", 0, i64::MAX, 0),
     ] {
         let got = track(&log, uid, from, to, limit);
-        assert_eq!(got, model(uid, from, to, limit), "{uid} {from} {to} {limit}");
+        assert_eq!(
+            got,
+            model(uid, from, to, limit),
+            "{uid} {from} {to} {limit}"
+        );
     }
     // Reopen: everything from sidecars.
     drop(log);
     let log = SegmentLog::open(small_segments(dir.path())).unwrap();
-    assert_eq!(track(&log, "u2", 0, i64::MAX, 50), model("u2", 0, i64::MAX, 50));
+    assert_eq!(
+        track(&log, "u2", 0, i64::MAX, 50),
+        model("u2", 0, i64::MAX, 50)
+    );
 }
 
 #[test]
@@ -353,7 +423,13 @@ fn track_is_sorted_by_time_with_out_of_order_reports() {
     assert_eq!(got[2].callsign.as_deref(), Some("c1"));
     assert_eq!(got[3].callsign.as_deref(), Some("c0"));
     let latest = track(&log, "x", 0, i64::MAX, 3);
-    assert_eq!(latest.iter().map(|r| (r.time.0 - T0) / 1000).collect::<Vec<_>>(), vec![7, 8, 9]);
+    assert_eq!(
+        latest
+            .iter()
+            .map(|r| (r.time.0 - T0) / 1000)
+            .collect::<Vec<_>>(),
+        vec![7, 8, 9]
+    );
 }
 
 #[test]
@@ -370,7 +446,11 @@ fn retention_by_size_and_age() {
     assert!(s.bytes <= 40_000 + 8192, "bytes {}", s.bytes);
     let back = replay_all(&log);
     assert!(back.len() < 5000 && !back.is_empty());
-    assert_eq!(back.last().unwrap().time, Timestamp(T0 + 4999 * 1000), "newest kept");
+    assert_eq!(
+        back.last().unwrap().time,
+        Timestamp(T0 + 4999 * 1000),
+        "newest kept"
+    );
     let first = back[0].time;
     assert_eq!(s.oldest, Some(first));
 
@@ -390,7 +470,11 @@ fn retention_by_size_and_age() {
     assert_eq!(before.bytes - after.bytes, freed);
     // Whole segments go: the oldest survivor is at most one segment (~300 reports) older
     // than the cutoff.
-    assert!(after.oldest.unwrap().0 >= T0 + 1_500_000, "{:?}", after.oldest);
+    assert!(
+        after.oldest.unwrap().0 >= T0 + 1_500_000,
+        "{:?}",
+        after.oldest
+    );
     for r in replay_all(&log) {
         assert!(r.time.0 > T0);
     }
@@ -457,7 +541,9 @@ fn concurrent_append_and_track() {
         let log = log.clone();
         std::thread::spawn(move || {
             for b in 0..200 {
-                let batch: Vec<Report> = (0..20).map(|i| report(&format!("c{}", i % 4), b * 20 + i)).collect();
+                let batch: Vec<Report> = (0..20)
+                    .map(|i| report(&format!("c{}", i % 4), b * 20 + i))
+                    .collect();
                 log.append(&batch).unwrap();
             }
         })
@@ -508,11 +594,23 @@ fn bad_headers_and_orphans_do_not_break_open() {
 fn bad_config_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     for c in [
-        SegmentLogConfig { commit_delay_ms: 21, ..cfg(dir.path()) },
-        SegmentLogConfig { segment_bytes: 10, ..cfg(dir.path()) },
-        SegmentLogConfig { segment_bytes: 8 << 30, ..cfg(dir.path()) },
+        SegmentLogConfig {
+            commit_delay_ms: 21,
+            ..cfg(dir.path())
+        },
+        SegmentLogConfig {
+            segment_bytes: 10,
+            ..cfg(dir.path())
+        },
+        SegmentLogConfig {
+            segment_bytes: 8 << 30,
+            ..cfg(dir.path())
+        },
     ] {
-        assert!(matches!(SegmentLog::open(c), Err(rampart_history::HistoryError::Config(_))));
+        assert!(matches!(
+            SegmentLog::open(c),
+            Err(rampart_history::HistoryError::Config(_))
+        ));
     }
 }
 
@@ -526,4 +624,48 @@ fn fsync_mode_works() {
     .unwrap();
     fill(&log, 500, 3);
     assert_eq!(replay_all(&log).len(), 500);
+}
+
+#[test]
+fn large_tracks_match_a_model() {
+    // Enough points for the two-threaded build, over many sealed segments.
+    let dir = tempfile::tempdir().unwrap();
+    let log = SegmentLog::open(SegmentLogConfig {
+        segment_bytes: 64 * 1024,
+        ..cfg(dir.path())
+    })
+    .unwrap();
+    let mut all = Vec::new();
+    for chunk in (0..60_000i64).collect::<Vec<_>>().chunks(1000) {
+        let batch: Vec<Report> = chunk
+            .iter()
+            .map(|&i| report(if i % 3 == 0 { "other" } else { "big" }, i))
+            .collect();
+        log.append(&batch).unwrap();
+        all.extend(batch);
+    }
+    log.wait_durable(60).unwrap();
+    assert!(log.stats().segments > 5);
+    let model = |from: i64, to: i64, limit: usize| {
+        let v: Vec<Report> = all
+            .iter()
+            .filter(|r| r.uid == "big" && r.time.0 >= from && r.time.0 <= to)
+            .map(quantize)
+            .collect();
+        let skip = v.len().saturating_sub(limit);
+        v[skip..].to_vec()
+    };
+    for (from, to, limit) in [
+        (0, i64::MAX, 1_000_000),
+        (T0 + 1_000_000, T0 + 50_000_000, 1_000_000),
+        (T0 + 7_000_000, i64::MAX, 1_000_000),
+        (0, T0 + 33_000_000, 1_000_000),
+        (0, i64::MAX, 39_999),
+        (0, i64::MAX, 5),
+    ] {
+        let got = track(&log, "big", from, to, limit);
+        let want = model(from, to, limit);
+        assert_eq!(got.len(), want.len(), "{from} {to} {limit}");
+        assert!(got == want, "{from} {to} {limit}");
+    }
 }

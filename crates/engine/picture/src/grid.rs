@@ -9,7 +9,7 @@ use std::ops::ControlFlow;
 
 use foldhash::fast::RandomState;
 
-use crate::geo::{BBox, EARTH_RADIUS_M, Near, haversine_m};
+use crate::geo::{BBox, EARTH_RADIUS_M, Near};
 
 /// Margin by which a cell's corners must be inside a disc for the whole cell to count as
 /// inside: entities sit at most nanometres outside their cell's computed edges.
@@ -191,34 +191,9 @@ impl Grid {
         })
     }
 
-    /// True when every point of cell (`row`, `col`) lies within the disc `n`.
-    ///
-    /// On a sphere the farthest point of a lat/lon cell from a centre is one of its corners,
-    /// unless the cell straddles the meridian opposite the centre or the disc reaches past a
-    /// quarter of the globe; such cells answer `false` (the caller then tests each entity).
-    pub(crate) fn cell_inside_disc(&self, row: u32, col: u32, n: &Near) -> bool {
-        let quarter_globe_m = EARTH_RADIUS_M * std::f64::consts::FRAC_PI_2;
-        if n.radius_m.is_nan() || n.radius_m >= quarter_globe_m {
-            return false;
-        }
-        let lat0 = f64::from(row) * self.cell_deg - 90.0;
-        let lat1 = (lat0 + self.cell_deg).min(90.0);
-        let lon0 = f64::from(col) * self.cell_deg - 180.0;
-        let lon1 = (lon0 + self.cell_deg).min(180.0);
-        // Longitude offset of the western edge from the centre, in [-180, 180).
-        let west = (lon0 - n.lon + 180.0).rem_euclid(360.0) - 180.0;
-        if west + (lon1 - lon0) >= 180.0 || west <= -180.0 {
-            return false;
-        }
-        let r = n.radius_m - DISC_MARGIN_M;
-        [(lat0, lon0), (lat0, lon1), (lat1, lon0), (lat1, lon1)]
-            .iter()
-            .all(|&(lat, lon)| haversine_m(n.lat, n.lon, lat, lon) <= r)
-    }
-
-    /// Calls `f` with each occupied cell of the region (row, column, slots) until it breaks. Walks the region's
-    /// cells when there are fewer of them than occupied cells, else walks the occupied cells,
-    /// so a huge box over a sparse picture costs no more than a scan.
+    /// Calls `f` with each occupied cell of the region (row, column, slots) until it breaks.
+    /// Walks the region's cells when there are fewer of them than occupied cells, else walks
+    /// the occupied cells, so a huge box over a sparse picture costs no more than a scan.
     pub(crate) fn visit(
         &self,
         region: &Region,
@@ -250,5 +225,205 @@ impl Grid {
         let table = buckets * (std::mem::size_of::<(CellKey, Vec<u32>)>() + 1);
         let vecs: usize = self.cells.values().map(|v| v.capacity() * 4).sum();
         table + vecs
+    }
+}
+
+/// How a grid cell relates to a disc.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cover {
+    /// Every point of the cell is inside the disc.
+    Inside,
+    /// No point of the cell is inside the disc.
+    Outside,
+    /// Unknown or partial: test each entity.
+    Partial,
+}
+
+/// Terms of one grid row, computed once and reused along the row.
+#[derive(Clone, Copy, Debug)]
+struct RowTerms {
+    row: u32,
+    /// `sin²(Δφ/2)` for the southern and northern edge.
+    s: [f64; 2],
+    /// `cos φ` for the southern and northern edge.
+    c: [f64; 2],
+    /// Largest longitude offset, in degrees, of any disc point within the row's latitude band
+    /// (negative when the band misses the disc).
+    half_width: f64,
+}
+
+/// Classifies grid cells against a disc, so cells wholly inside need no distance test and
+/// cells wholly outside (the corners of the disc's bounding box) are not read at all.
+///
+/// On a sphere the farthest point of a lat/lon cell from a centre is one of its corners,
+/// unless the cell straddles the meridian opposite the centre or the disc reaches past a
+/// quarter of the globe; such cells are reported as partial. A cell is outside when its
+/// longitudes miss the disc's widest extent within the cell's latitude band.
+#[derive(Debug)]
+pub(crate) struct DiscCover {
+    /// Whether the corner rule applies (radius below a quarter of the globe).
+    inside_usable: bool,
+    /// Whether the row-width rule applies (the disc contains no pole).
+    outside_usable: bool,
+    lat_c: f64,
+    lon_c: f64,
+    sin_c: f64,
+    cos_c: f64,
+    /// Haversine `a` of the radius less a margin: corners with `a <= a_max` are inside.
+    a_max: f64,
+    /// Angular radius plus a margin, in radians, for the outside rule.
+    ang_out: f64,
+    cell_deg: f64,
+    row: Option<RowTerms>,
+}
+
+impl DiscCover {
+    pub(crate) fn new(n: &Near, cell_deg: f64) -> Self {
+        let quarter = EARTH_RADIUS_M * std::f64::consts::FRAC_PI_2;
+        let r_in = n.radius_m - DISC_MARGIN_M;
+        let inside_usable = (0.0..quarter).contains(&r_in);
+        let half = if inside_usable {
+            r_in / EARTH_RADIUS_M * 0.5
+        } else {
+            0.0
+        };
+        let lat_c = n.lat.to_radians();
+        let ang_out = (n.radius_m + DISC_MARGIN_M) / EARTH_RADIUS_M;
+        let outside_usable = n.radius_m >= 0.0
+            && lat_c.abs() + ang_out < std::f64::consts::FRAC_PI_2 - 1e-9
+            && n.lon.is_finite();
+        DiscCover {
+            inside_usable,
+            outside_usable,
+            lat_c,
+            lon_c: n.lon,
+            sin_c: lat_c.sin(),
+            cos_c: lat_c.cos(),
+            a_max: half.sin() * half.sin(),
+            ang_out,
+            cell_deg,
+            row: None,
+        }
+    }
+
+    fn row_terms(&mut self, row: u32) -> RowTerms {
+        if let Some(t) = self.row
+            && t.row == row
+        {
+            return t;
+        }
+        let lat0 = f64::from(row) * self.cell_deg - 90.0;
+        let lat1 = (lat0 + self.cell_deg).min(90.0);
+        let mut t = RowTerms {
+            row,
+            s: [0.0; 2],
+            c: [0.0; 2],
+            half_width: 180.0,
+        };
+        for (i, lat) in [lat0, lat1].into_iter().enumerate() {
+            let phi = lat.to_radians();
+            let h = ((phi - self.lat_c) * 0.5).sin();
+            t.s[i] = h * h;
+            t.c[i] = phi.cos();
+        }
+        if self.outside_usable {
+            // The disc's half-width at latitude φ is acos((cos r − sin φc sin φ) / (cos φc
+            // cos φ)); it peaks at φ = asin(sin φc / cos r), so within the band it peaks at
+            // that latitude clamped into the band's overlap with the disc.
+            let lo = lat0.to_radians().max(self.lat_c - self.ang_out);
+            let hi = lat1.to_radians().min(self.lat_c + self.ang_out);
+            t.half_width = if lo > hi {
+                -1.0
+            } else {
+                let cos_r = self.ang_out.cos();
+                let widest = (self.sin_c / cos_r).clamp(-1.0, 1.0).asin();
+                let phi = widest.clamp(lo, hi);
+                let cos_w = (cos_r - self.sin_c * phi.sin()) / (self.cos_c * phi.cos());
+                cos_w.clamp(-1.0, 1.0).acos().to_degrees() + 1e-7
+            };
+        }
+        self.row = Some(t);
+        t
+    }
+
+    /// How cell (`row`, `col`) relates to the disc.
+    pub(crate) fn classify(&mut self, row: u32, col: u32) -> Cover {
+        if !self.inside_usable && !self.outside_usable {
+            return Cover::Partial;
+        }
+        let lon0 = f64::from(col) * self.cell_deg - 180.0;
+        let lon1 = (lon0 + self.cell_deg).min(180.0);
+        // Longitude offsets of the cell's edges from the centre, western in [-180, 180).
+        let west = (lon0 - self.lon_c + 180.0).rem_euclid(360.0) - 180.0;
+        let east = west + (lon1 - lon0);
+        if east >= 180.0 || west <= -180.0 {
+            // Straddles the meridian opposite the centre.
+            return Cover::Partial;
+        }
+        let t = self.row_terms(row);
+        if self.outside_usable && (west > t.half_width || east < -t.half_width) {
+            return Cover::Outside;
+        }
+        if !self.inside_usable {
+            return Cover::Partial;
+        }
+        let h0 = (west.to_radians() * 0.5).sin();
+        let h1 = (east.to_radians() * 0.5).sin();
+        let l = [h0 * h0, h1 * h1];
+        let inside =
+            (0..2).all(|i| (0..2).all(|j| t.s[i] + self.cos_c * t.c[i] * l[j] <= self.a_max));
+        if inside {
+            Cover::Inside
+        } else {
+            Cover::Partial
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disc_cover_covers_inner_cells_only() {
+        let g = Grid::new(0.05);
+        let n = Near {
+            lat: 50.02,
+            lon: 10.02,
+            radius_m: 76_000.0,
+        };
+        let mut d = DiscCover::new(&n, g.cell_deg());
+        assert_eq!(d.classify(g.row(50.02), g.col(10.02)), Cover::Inside);
+        assert_eq!(d.classify(g.row(50.5), g.col(10.5)), Cover::Inside);
+        assert_eq!(d.classify(g.row(50.7), g.col(10.02)), Cover::Partial);
+        assert_eq!(d.classify(g.row(50.02), g.col(11.2)), Cover::Outside);
+        assert_eq!(d.classify(g.row(50.65), g.col(11.0)), Cover::Outside);
+        let mut covered = 0;
+        for row in g.row(49.0)..=g.row(51.0) {
+            for col in g.col(9.0)..=g.col(11.0) {
+                let c = d.classify(row, col);
+                let lat0 = f64::from(row) * 0.05 - 90.0;
+                let lon0 = f64::from(col) * 0.05 - 180.0;
+                if c == Cover::Outside {
+                    // No point of the cell (sampled on a fine lattice) is inside.
+                    for i in 0..=10 {
+                        for j in 0..=10 {
+                            let (la, lo) =
+                                (lat0 + 0.005 * f64::from(i), lon0 + 0.005 * f64::from(j));
+                            assert!(!n.contains(la, lo), "{la},{lo}");
+                        }
+                    }
+                }
+                if c == Cover::Inside {
+                    covered += 1;
+                    // Every corner is within the radius.
+                    for (la, lo) in [(0.0, 0.0), (0.05, 0.0), (0.0, 0.05), (0.05, 0.05)] {
+                        assert!(n.contains(lat0 + la, lon0 + lo));
+                    }
+                }
+            }
+        }
+        // About the disc's area in cells (76 km radius, cells ~5.6 x 3.6 km).
+        assert!(covered > 700 && covered < 1000, "{covered}");
     }
 }

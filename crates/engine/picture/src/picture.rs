@@ -14,7 +14,7 @@ use hashbrown::HashTable;
 use rampart_model::{Attributes, Entity, EntityState, Label, Provenance, Report, Timestamp, Uid};
 
 use crate::geo::{EARTH_RADIUS_M, haversine_m};
-use crate::grid::{Grid, Region};
+use crate::grid::{Cover, DiscCover, Grid, Region};
 use crate::intern::Interner;
 use crate::query::{Filter, Query};
 use crate::{Change, FoldOutcome, PictureConfig};
@@ -41,6 +41,7 @@ const FREE: u32 = u32::MAX;
 /// `Option<Slot>`, lets a query hand out `&Entity` for slots the grid lists without reading
 /// the slot's memory, which is what makes large box queries cheap.
 #[derive(Debug)]
+#[repr(align(64))]
 struct Slot {
     entity: Entity,
     cell_idx: u32,
@@ -203,9 +204,11 @@ impl Picture {
         let slab = &self.slab;
         self.index
             .find(hash, |&s| {
+                // The index holds occupied slots only, so the occupancy flag (on another cache
+                // line of the slot) need not be read; a tombstone's empty uid never matches a
+                // stored one anyway.
                 slab.get(s as usize)
-                    .and_then(Slot::occupied)
-                    .is_some_and(|e| e.uid.as_str() == uid)
+                    .is_some_and(|x| x.entity.uid.as_str() == uid)
             })
             .map(|&s| s as usize)
     }
@@ -234,18 +237,16 @@ impl Picture {
         if self.len >= self.cfg.max_entities {
             return FoldOutcome::Full;
         }
-        let i = match self.free.pop() {
-            Some(i) => i as usize,
+        // A free slot is reused; otherwise the entity is pushed as a new slot below (not via a
+        // tombstone, which would cost eight atomic reference-count updates per creation).
+        let reuse = self.free.last().map(|&i| i as usize);
+        let i = match reuse {
+            Some(i) => i,
             None => {
                 let i = self.slab.len();
                 if i >= u32::MAX as usize {
                     return FoldOutcome::Full;
                 }
-                let tomb = self.tombstone();
-                self.slab.push(Slot {
-                    entity: tomb,
-                    cell_idx: FREE,
-                });
                 self.deadlines.push(NO_DEADLINE);
                 if i.is_multiple_of(SWEEP_CHUNK) {
                     self.chunk_min.push(NO_DEADLINE);
@@ -298,8 +299,14 @@ impl Picture {
             }
         };
         let cell_idx = self.grid.insert(self.grid.key(r.lat, r.lon), i as u32);
-        if let Some(s) = self.slab.get_mut(i) {
-            *s = Slot { entity, cell_idx };
+        let slot = Slot { entity, cell_idx };
+        if reuse.is_some() {
+            self.free.pop();
+            if let Some(s) = self.slab.get_mut(i) {
+                *s = slot;
+            }
+        } else {
+            self.slab.push(slot);
         }
         set_deadline(&mut self.deadlines, &mut self.chunk_min, i, deadline);
         let (slab, hasher) = (&self.slab, &self.hasher);
@@ -313,8 +320,9 @@ impl Picture {
     }
 
     fn update(&mut self, i: usize, r: &Report, received: Timestamp, now: Timestamp) -> FoldOutcome {
-        let Some(slot) = self.slab.get_mut(i).filter(|s| s.cell_idx != FREE) else {
-            // Unreachable: `find` only returns occupied slots. Changing nothing is safe.
+        // `find` only returns occupied slots, so occupancy is not re-checked here.
+        let Some(slot) = self.slab.get_mut(i) else {
+            // Unreachable: `find` only returns slots inside the slab. Changing nothing is safe.
             return FoldOutcome::Late;
         };
         let e = &mut slot.entity;
@@ -600,12 +608,21 @@ impl Picture {
                 // no other filter is set their entities are returned without reading them.
                 let bbox_region = q.bbox.as_ref().and_then(|b| self.grid.region(b));
                 let bulk = !f.has_entity_filters();
+                let mut disc = q
+                    .near
+                    .as_ref()
+                    .map(|n| DiscCover::new(n, self.grid.cell_deg()));
                 let _ = self.grid.visit(&region, |row, col, slots| {
+                    let cover = disc
+                        .as_mut()
+                        .map_or(Cover::Inside, |d| d.classify(row, col));
+                    if cover == Cover::Outside {
+                        return ControlFlow::Continue(());
+                    }
                     let covered = bulk
+                        && cover == Cover::Inside
                         && q.bbox
-                            .is_none_or(|_| bbox_region.is_some_and(|r| r.is_interior(row, col)))
-                        && q.near
-                            .is_none_or(|n| self.grid.cell_inside_disc(row, col, &n));
+                            .is_none_or(|_| bbox_region.is_some_and(|r| r.is_interior(row, col)));
                     for &slot in slots {
                         let Some(e) = self.grid_entity(slot) else {
                             continue;

@@ -748,8 +748,14 @@ fn spatial_only_queries_match_brute_force() {
         for i in 0..6_000 {
             let (lat, lon) = match i % 3 {
                 0 => (rng.random_range(44.0..48.0), rng.random_range(4.0..10.0)),
-                1 => (rng.random_range(-89.9..=-85.0), rng.random_range(-180.0..=180.0)),
-                _ => (rng.random_range(-90.0..=90.0), rng.random_range(-180.0..=180.0)),
+                1 => (
+                    rng.random_range(-89.9..=-85.0),
+                    rng.random_range(-180.0..=180.0),
+                ),
+                _ => (
+                    rng.random_range(-90.0..=90.0),
+                    rng.random_range(-180.0..=180.0),
+                ),
             };
             p.fold(&rep(&format!("e{i}"), lat, lon, 0), ts(0), ts(0));
         }
