@@ -75,13 +75,21 @@ pub fn run(name: &str, quick: bool, json: bool) -> anyhow::Result<()> {
         ));
     }
     if all || name == "history" {
-        results.push(history::bytes_per_report(scale(100_000, 5_000), scale(3_000_000, 100_000), 1));
+        results.push(history::bytes_per_report(
+            scale(100_000, 5_000),
+            scale(3_000_000, 100_000),
+            1,
+        ));
     }
     if all || name == "track" {
         results.push(history::track(scale(100_000, 5_000), 10, 1));
     }
     if all || name == "replay" {
-        results.push(history::replay(scale(100_000, 5_000), scale(2_000_000, 50_000), 1));
+        results.push(history::replay(
+            scale(100_000, 5_000),
+            scale(2_000_000, 50_000),
+            1,
+        ));
     }
     if all || name == "http" {
         results.push(http::ingest(

@@ -272,7 +272,12 @@ mod tests {
     fn parses_listen_specs() {
         let l = ListenSpec::parse("http=127.0.0.1:0").unwrap();
         assert_eq!(l.kind, "http");
-        assert!(ListenSpec::parse("ftp=127.0.0.1:0").unwrap_err().to_string().contains("unknown listener kind"));
+        assert!(
+            ListenSpec::parse("ftp=127.0.0.1:0")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown listener kind")
+        );
         assert!(ListenSpec::parse("http").is_err());
         assert!(ListenSpec::parse("http=localhost").is_err());
     }

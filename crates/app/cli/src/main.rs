@@ -39,7 +39,12 @@ struct NodeArgs {
     data: Option<PathBuf>,
     /// A listener as KIND=ADDR, repeatable, e.g. `--listen http=127.0.0.1:8080`. Port 0 picks
     /// a free port. Kinds: http.
-    #[arg(long, env = "RAMPART_LISTEN", value_name = "KIND=ADDR", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "RAMPART_LISTEN",
+        value_name = "KIND=ADDR",
+        value_delimiter = ','
+    )]
     listen: Vec<String>,
     /// Drop history older than this many seconds.
     #[arg(long, env = "RAMPART_RETENTION_MAX_AGE_SECS", value_name = "SECS")]
@@ -145,7 +150,8 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(a) => {
             let mut cfg = a.node.resolve("http=127.0.0.1:8080")?;
             if a.node.data.is_none() && a.node.config.is_none() {
-                cfg.data = std::env::temp_dir().join(format!("rampart-demo-{}", std::process::id()));
+                cfg.data =
+                    std::env::temp_dir().join(format!("rampart-demo-{}", std::process::id()));
             }
             node::run(
                 cfg,

@@ -25,13 +25,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -78,7 +79,12 @@ async fn run_async(cfg: Config, demo: Option<DemoOptions>) -> anyhow::Result<()>
                 // A stable line on stdout for scripts and tests that start on port 0.
                 println!("rampart: listening http {bound}");
                 http_urls.push(format!("http://{bound}"));
-                let state = AppState::new(engine.clone(), sink.clone(), cfg.http.clone(), cfg.limits.clone());
+                let state = AppState::new(
+                    engine.clone(),
+                    sink.clone(),
+                    cfg.http.clone(),
+                    cfg.limits.clone(),
+                );
                 let mut rx = stop_rx.clone();
                 servers.push(tokio::spawn(async move {
                     let stop = async move {
@@ -98,7 +104,9 @@ async fn run_async(cfg: Config, demo: Option<DemoOptions>) -> anyhow::Result<()>
         tokio::spawn(run_scenario(engine, d))
     });
     if let Some(url) = http_urls.first() {
-        println!("rampart: open {url}/ to see the live picture (API: {url}/api/v1/entities, stream: {url}/api/v1/stream, metrics: {url}/metrics)");
+        println!(
+            "rampart: open {url}/ to see the live picture (API: {url}/api/v1/entities, stream: {url}/api/v1/stream, metrics: {url}/metrics)"
+        );
     }
 
     shutdown_signal().await;

@@ -7,7 +7,12 @@ use common::{Node, time};
 use serde_json::{Value, json};
 
 async fn post(c: &reqwest::Client, node: &Node, body: Value) -> (u16, Value) {
-    let r = c.post(node.url("/api/v1/reports")).json(&body).send().await.unwrap();
+    let r = c
+        .post(node.url("/api/v1/reports"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     let status = r.status().as_u16();
     (status, r.json().await.unwrap())
 }
@@ -75,12 +80,19 @@ async fn reports_entities_queries_and_tracks() {
     let (_, charlie) = get(&c, &node, "/api/v1/entities/charlie").await;
     assert_eq!(charlie["properties"]["type"], "a-u-G");
     assert_eq!(charlie["properties"]["how"], "h-e");
-    assert_eq!(charlie["properties"]["label"]["classification"], "UNCLASSIFIED");
+    assert_eq!(
+        charlie["properties"]["label"]["classification"],
+        "UNCLASSIFIED"
+    );
     assert_eq!(charlie["properties"]["hae"], Value::Null);
 
     // A late report is stored but never regresses the live state.
-    let (status, receipt) =
-        post(&c, &node, json!([{"uid": "alpha", "lat": 1.0, "lon": 1.0, "time": time(-120_000)}])).await;
+    let (status, receipt) = post(
+        &c,
+        &node,
+        json!([{"uid": "alpha", "lat": 1.0, "lon": 1.0, "time": time(-120_000)}]),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(receipt["late"], 1);
     let (_, alpha) = get(&c, &node, "/api/v1/entities/alpha").await;
@@ -95,7 +107,12 @@ async fn reports_entities_queries_and_tracks() {
     let (_, near) = get(&c, &node, "/api/v1/entities?near=54.5,10.5,1000").await;
     assert_eq!(uids(&near), ["bravo"]);
     let (_, nearest) = get(&c, &node, "/api/v1/entities?nearest=54.3,10.1,2").await;
-    let ids: Vec<&str> = nearest["features"].as_array().unwrap().iter().map(|f| f["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = nearest["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["alpha", "bravo"]);
     let (_, friendly) = get(&c, &node, "/api/v1/entities?type=a-f").await;
     assert_eq!(uids(&friendly), ["alpha"]);
@@ -134,19 +151,39 @@ async fn reports_entities_queries_and_tracks() {
     // Track: all three alpha reports, oldest first, and a time window.
     let (status, track) = get(&c, &node, "/api/v1/entities/alpha/track").await;
     assert_eq!(status, 200);
-    let times: Vec<&str> = track["features"].as_array().unwrap().iter().map(|f| f["properties"]["time"].as_str().unwrap()).collect();
+    let times: Vec<&str> = track["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["properties"]["time"].as_str().unwrap())
+        .collect();
     assert_eq!(times.len(), 3, "{track}");
     assert!(times.windows(2).all(|w| w[0] <= w[1]));
     let from = urlencode(&time(-90_000));
-    let (_, window) = get(&c, &node, &format!("/api/v1/entities/alpha/track?from={from}")).await;
+    let (_, window) = get(
+        &c,
+        &node,
+        &format!("/api/v1/entities/alpha/track?from={from}"),
+    )
+    .await;
     assert_eq!(window["features"].as_array().unwrap().len(), 2);
 
     // Operations endpoints.
     let (status, health) = get(&c, &node, "/healthz").await;
     assert_eq!(status, 200);
     assert_eq!(health["status"], "ok");
-    let metrics = c.get(node.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("rampart_reports_accepted_total{source=\"http\"} 5"), "{metrics}");
+    let metrics = c
+        .get(node.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("rampart_reports_accepted_total{source=\"http\"} 5"),
+        "{metrics}"
+    );
     assert!(metrics.contains("rampart_live_entities 3"), "{metrics}");
     assert!(metrics.contains("rampart_ingest_commit_seconds_bucket"));
     assert!(metrics.contains("rampart_store_bytes"));
@@ -182,7 +219,12 @@ async fn idempotent_reports_are_stored_once() {
     // The idempotency memory survives a restart (rebuilt from history).
     node.kill9();
     let node = Node::start(dir.path(), &[]);
-    let (_, third) = post(&c, &node, json!([{"uid": "d1", "lat": 1, "lon": 1, "time": t, "id": "key-1"}])).await;
+    let (_, third) = post(
+        &c,
+        &node,
+        json!([{"uid": "d1", "lat": 1, "lon": 1, "time": t, "id": "key-1"}]),
+    )
+    .await;
     assert_eq!(third["duplicates"], 1);
 }
 

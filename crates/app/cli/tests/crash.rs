@@ -65,9 +65,21 @@ async fn acknowledged_reports_survive_kill_9() {
     let node = Node::start(dir.path(), &[]);
     let c = reqwest::Client::new();
     for (uid, max_seq) in &acked {
-        let e: Value = c.get(node.url(&format!("/api/v1/entities/{uid}"))).send().await.unwrap().json().await.unwrap();
-        let seq = e["properties"]["attributes"]["seq"].as_f64().unwrap_or(-1.0);
-        assert!(seq >= *max_seq as f64, "{uid}: live state seq {seq} < acknowledged {max_seq}");
+        let e: Value = c
+            .get(node.url(&format!("/api/v1/entities/{uid}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let seq = e["properties"]["attributes"]["seq"]
+            .as_f64()
+            .unwrap_or(-1.0);
+        assert!(
+            seq >= *max_seq as f64,
+            "{uid}: live state seq {seq} < acknowledged {max_seq}"
+        );
         let track: Value = c
             .get(node.url(&format!("/api/v1/entities/{uid}/track?limit=200000")))
             .send()
@@ -83,8 +95,14 @@ async fn acknowledged_reports_survive_kill_9() {
             .map(|f| f["properties"]["attributes"]["seq"].as_f64().unwrap() as i64)
             .collect();
         for s in 0..=*max_seq as i64 {
-            assert!(seqs.contains(&s), "{uid}: acknowledged report seq {s} missing from history");
+            assert!(
+                seqs.contains(&s),
+                "{uid}: acknowledged report seq {s} missing from history"
+            );
         }
     }
-    eprintln!("{total} acknowledged reports over {} entities all survived kill -9", acked.len());
+    eprintln!(
+        "{total} acknowledged reports over {} entities all survived kill -9",
+        acked.len()
+    );
 }

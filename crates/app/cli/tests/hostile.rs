@@ -17,7 +17,10 @@ async fn post_raw(c: &reqwest::Client, node: &Node, body: Vec<u8>) -> (u16, Valu
         .unwrap();
     let status = r.status().as_u16();
     let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -33,17 +36,45 @@ async fn hostile_bodies_get_clear_errors_and_the_server_keeps_serving() {
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
         ("empty body", vec![], 400, "not valid JSON"),
         ("not json", b"hello".to_vec(), 400, "not valid JSON"),
-        ("truncated", br#"[{"uid":"a","lat":1"#.to_vec(), 400, "not valid JSON"),
-        ("object body", br#"{"uid":"a"}"#.to_vec(), 400, "must be a JSON array"),
-        ("string body", br#""reports""#.to_vec(), 400, "must be a JSON array"),
-        ("invalid utf-8", vec![b'[', b'"', 0xff, 0xfe, b'"', b']'], 400, "not valid JSON"),
-        ("binary garbage", (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect(), 400, "not valid JSON"),
+        (
+            "truncated",
+            br#"[{"uid":"a","lat":1"#.to_vec(),
+            400,
+            "not valid JSON",
+        ),
+        (
+            "object body",
+            br#"{"uid":"a"}"#.to_vec(),
+            400,
+            "must be a JSON array",
+        ),
+        (
+            "string body",
+            br#""reports""#.to_vec(),
+            400,
+            "must be a JSON array",
+        ),
+        (
+            "invalid utf-8",
+            vec![b'[', b'"', 0xff, 0xfe, b'"', b']'],
+            400,
+            "not valid JSON",
+        ),
+        (
+            "binary garbage",
+            (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect(),
+            400,
+            "not valid JSON",
+        ),
     ];
     for (name, body, want, text) in cases {
         let (status, v) = post_raw(&c, &node, body).await;
         assert_eq!(status, want, "{name}: {v}");
         let msg = v["error"].as_str().unwrap_or_default();
-        assert!(msg.contains(text), "{name}: error {msg:?} should mention {text:?}");
+        assert!(
+            msg.contains(text),
+            "{name}: error {msg:?} should mention {text:?}"
+        );
         assert!(node.alive(), "server died on {name}");
     }
 
@@ -58,7 +89,10 @@ async fn hostile_bodies_get_clear_errors_and_the_server_keeps_serving() {
         s.write_all(head.as_bytes()).await.unwrap();
         s.write_all(&[b' '; 4096]).await.unwrap();
         let mut answer = vec![0u8; 4096];
-        let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut answer)).await.unwrap().unwrap();
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
         let answer = String::from_utf8_lossy(&answer[..n]);
         assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
         assert!(answer.contains("larger than the limit"), "{answer}");
@@ -90,49 +124,118 @@ async fn hostile_bodies_get_clear_errors_and_the_server_keeps_serving() {
     assert_eq!(status, 200, "{receipt}");
     assert_eq!(receipt["accepted"], 2);
     let rejected = receipt["rejected"].as_array().unwrap();
-    let got: Vec<(u64, &str)> = rejected.iter().map(|r| (r["index"].as_u64().unwrap(), r["field"].as_str().unwrap())).collect();
+    let got: Vec<(u64, &str)> = rejected
+        .iter()
+        .map(|r| (r["index"].as_u64().unwrap(), r["field"].as_str().unwrap()))
+        .collect();
     assert_eq!(
         got,
-        [(1, "uid"), (2, "lat"), (3, "time"), (4, "type"), (5, "attributes.n"), (6, "label.classification"),
-         (7, "uid"), (8, "course"), (9, "speed"), (10, "stale"), (11, ""), (12, "")]
+        [
+            (1, "uid"),
+            (2, "lat"),
+            (3, "time"),
+            (4, "type"),
+            (5, "attributes.n"),
+            (6, "label.classification"),
+            (7, "uid"),
+            (8, "course"),
+            (9, "speed"),
+            (10, "stale"),
+            (11, ""),
+            (12, "")
+        ]
     );
     for r in rejected {
         assert!(!r["reason"].as_str().unwrap().is_empty());
     }
 
     // All bad: 422 with every item listed.
-    let all_bad = format!(r#"[{{"uid":"a"}}, 7, {{"uid":"x","lat":"north","lon":2,"time":"{}"}}]"#, time(0));
+    let all_bad = format!(
+        r#"[{{"uid":"a"}}, 7, {{"uid":"x","lat":"north","lon":2,"time":"{}"}}]"#,
+        time(0)
+    );
     let (status, receipt) = post_raw(&c, &node, all_bad.into_bytes()).await;
     assert_eq!(status, 422);
     assert_eq!(receipt["rejected"].as_array().unwrap().len(), 3);
     assert_eq!(receipt["rejected"][2]["field"], "lat");
-    assert!(receipt["rejected"][0]["reason"].as_str().unwrap().contains("missing field"));
+    assert!(
+        receipt["rejected"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("missing field")
+    );
 
     // Too many items in one body.
-    let many: Vec<Value> = (0..10_001).map(|i| json!({"uid": format!("m{i}"), "lat": 0, "lon": 0, "time": time(0)})).collect();
+    let many: Vec<Value> = (0..10_001)
+        .map(|i| json!({"uid": format!("m{i}"), "lat": 0, "lon": 0, "time": time(0)}))
+        .collect();
     let (status, v) = post_raw(&c, &node, serde_json::to_vec(&many).unwrap()).await;
     assert_eq!(status, 400);
     assert!(v["error"].as_str().unwrap().contains("10000"), "{v}");
 
     // Hostile WebSocket and query input does not hurt either.
-    let r = c.get(node.url("/api/v1/stream?bbox=1,2")).send().await.unwrap();
+    let r = c
+        .get(node.url("/api/v1/stream?bbox=1,2"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
-    let r = c.get(node.url("/api/v1/entities?bbox=NaN,NaN,NaN,NaN")).send().await.unwrap();
+    let r = c
+        .get(node.url("/api/v1/entities?bbox=NaN,NaN,NaN,NaN"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
-    let r = c.get(node.url(&format!("/api/v1/entities/{}", "%00".repeat(1000)))).send().await.unwrap();
+    let r = c
+        .get(node.url(&format!("/api/v1/entities/{}", "%00".repeat(1000))))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
 
     // Still serving, the good data is intact, and the rejections are counted.
     assert!(node.alive());
-    let keeper: Value = c.get(node.url("/api/v1/entities/keeper")).send().await.unwrap().json().await.unwrap();
+    let keeper: Value = c
+        .get(node.url("/api/v1/entities/keeper"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(keeper["properties"]["lon"], 2.0);
     for uid in ["ok-1", "ok-2"] {
-        assert_eq!(c.get(node.url(&format!("/api/v1/entities/{uid}"))).send().await.unwrap().status(), 200);
+        assert_eq!(
+            c.get(node.url(&format!("/api/v1/entities/{uid}")))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
     }
-    let metrics = c.get(node.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    for reason in ["malformed_json", "not_an_array", "too_many_items", "body_too_large", "invalid_value", "missing_field", "invalid_type", "not_an_object"] {
+    let metrics = c
+        .get(node.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for reason in [
+        "malformed_json",
+        "not_an_array",
+        "too_many_items",
+        "body_too_large",
+        "invalid_value",
+        "missing_field",
+        "invalid_type",
+        "not_an_object",
+    ] {
         assert!(
-            metrics.contains(&format!("rampart_reports_rejected_total{{source=\"http\",reason=\"{reason}\"}}")),
+            metrics.contains(&format!(
+                "rampart_reports_rejected_total{{source=\"http\",reason=\"{reason}\"}}"
+            )),
             "metric for {reason} missing:\n{metrics}"
         );
     }

@@ -66,7 +66,10 @@ impl std::fmt::Display for BodyError {
                 write!(f, "body must be a JSON array of report objects, got {got}")
             }
             BodyError::TooManyItems { count, max } => {
-                write!(f, "body holds {count} reports, the limit per request is {max}")
+                write!(
+                    f,
+                    "body holds {count} reports, the limit per request is {max}"
+                )
             }
         }
     }
@@ -94,7 +97,8 @@ impl ItemError {
             "missing_field"
         } else if self.reason.starts_with("unknown field") {
             "unknown_field"
-        } else if self.reason.starts_with("invalid type") || self.reason.starts_with("invalid value")
+        } else if self.reason.starts_with("invalid type")
+            || self.reason.starts_with("invalid value")
         {
             "invalid_type"
         } else {
@@ -231,11 +235,13 @@ pub fn decode_reports(
     body: &[u8],
     opts: &DecodeOptions,
 ) -> Result<Vec<Result<Report, ItemError>>, BodyError> {
-    let root: &RawValue = serde_json::from_slice(body)
-        .map_err(|e| BodyError::Malformed(e.to_string()))?;
+    let root: &RawValue =
+        serde_json::from_slice(body).map_err(|e| BodyError::Malformed(e.to_string()))?;
     let text = root.get();
     let items: Vec<&RawValue> = match text.trim_start().as_bytes().first() {
-        Some(b'[') => serde_json::from_str(text).map_err(|e| BodyError::Malformed(e.to_string()))?,
+        Some(b'[') => {
+            serde_json::from_str(text).map_err(|e| BodyError::Malformed(e.to_string()))?
+        }
         Some(b'{') if opts.allow_single_object => vec![root],
         _ => return Err(BodyError::NotAnArray(kind_of(text))),
     };
@@ -299,7 +305,11 @@ mod tests {
                 42]"#,
         );
         assert!(items[0].is_ok());
-        let errs: Vec<_> = items.iter().skip(1).map(|r| r.clone().unwrap_err()).collect();
+        let errs: Vec<_> = items
+            .iter()
+            .skip(1)
+            .map(|r| r.clone().unwrap_err())
+            .collect();
         assert_eq!((errs[0].index, errs[0].field.as_str()), (1, "lat"));
         assert_eq!(errs[1].field, "lat");
         assert!(errs[1].reason.contains("missing field"));
@@ -314,16 +324,34 @@ mod tests {
     #[test]
     fn body_errors() {
         let o = DecodeOptions::default();
-        assert!(matches!(decode_reports(b"{not json", &o), Err(BodyError::Malformed(_))));
-        assert!(matches!(decode_reports(b"", &o), Err(BodyError::Malformed(_))));
-        assert!(matches!(decode_reports(b"{\"uid\":1}", &o), Err(BodyError::NotAnArray(_))));
-        assert!(matches!(decode_reports(b"\"x\"", &o), Err(BodyError::NotAnArray(_))));
-        let small = DecodeOptions { max_items: 1, ..DecodeOptions::default() };
+        assert!(matches!(
+            decode_reports(b"{not json", &o),
+            Err(BodyError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_reports(b"", &o),
+            Err(BodyError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_reports(b"{\"uid\":1}", &o),
+            Err(BodyError::NotAnArray(_))
+        ));
+        assert!(matches!(
+            decode_reports(b"\"x\"", &o),
+            Err(BodyError::NotAnArray(_))
+        ));
+        let small = DecodeOptions {
+            max_items: 1,
+            ..DecodeOptions::default()
+        };
         assert!(matches!(
             decode_reports(b"[{},{}]", &small),
             Err(BodyError::TooManyItems { count: 2, max: 1 })
         ));
-        let single = DecodeOptions { allow_single_object: true, ..DecodeOptions::default() };
+        let single = DecodeOptions {
+            allow_single_object: true,
+            ..DecodeOptions::default()
+        };
         let one = decode_reports(
             br#"{"uid":"a","lat":1,"lon":2,"time":"2026-01-01T00:00:00Z"}"#,
             &single,
@@ -334,7 +362,8 @@ mod tests {
 
     #[test]
     fn escaped_strings_decode() {
-        let items = decode(r#"[{"uid":"a\"b\u00e9","lat":1,"lon":2,"time":"2026-01-01T00:00:00Z"}]"#);
+        let items =
+            decode(r#"[{"uid":"a\"b\u00e9","lat":1,"lon":2,"time":"2026-01-01T00:00:00Z"}]"#);
         assert_eq!(items[0].as_ref().unwrap().uid, "a\"bé");
     }
 }

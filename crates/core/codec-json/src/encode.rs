@@ -4,8 +4,8 @@
 //! `serde_json::Value`, because the entities endpoint may return many thousands of features.
 
 use rampart_model::{Entity, Report};
-use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 
 /// Serializes the fields shared by reports and entities, flat, under the model's names.
 struct Point {
@@ -164,16 +164,27 @@ impl Serialize for ReportProps<'_> {
 }
 
 /// Writes `{"type":"FeatureCollection","features":[...]}` for entities into `out`.
-pub fn write_entity_collection<'a>(entities: impl IntoIterator<Item = &'a Entity>, out: &mut Vec<u8>) {
+pub fn write_entity_collection<'a>(
+    entities: impl IntoIterator<Item = &'a Entity>,
+    out: &mut Vec<u8>,
+) {
     write_collection(entities.into_iter().map(EntityFeature), out, None);
 }
 
 /// Writes a track (reports of one entity, oldest first) as a FeatureCollection of Points.
-pub fn write_track_collection<'a>(uid: &str, reports: impl IntoIterator<Item = &'a Report>, out: &mut Vec<u8>) {
+pub fn write_track_collection<'a>(
+    uid: &str,
+    reports: impl IntoIterator<Item = &'a Report>,
+    out: &mut Vec<u8>,
+) {
     write_collection(reports.into_iter().map(ReportFeature), out, Some(uid));
 }
 
-fn write_collection<T: Serialize>(items: impl Iterator<Item = T>, out: &mut Vec<u8>, uid: Option<&str>) {
+fn write_collection<T: Serialize>(
+    items: impl Iterator<Item = T>,
+    out: &mut Vec<u8>,
+    uid: Option<&str>,
+) {
     out.extend_from_slice(b"{\"type\":\"FeatureCollection\",");
     if let Some(uid) = uid {
         out.extend_from_slice(b"\"uid\":");
@@ -207,7 +218,8 @@ mod tests {
         r.stale = Some(Timestamp(1_700_000_060_000));
         r.label = Some(Label::unclassified());
         r.id = Some(ReportId::Key("k1".into()));
-        r.attributes.insert("fuel".into(), rampart_model::AttrValue::Num(0.5));
+        r.attributes
+            .insert("fuel".into(), rampart_model::AttrValue::Num(0.5));
         let mut body = b"[".to_vec();
         body.extend(encode_report(&r));
         body.push(b']');

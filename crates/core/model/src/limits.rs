@@ -126,12 +126,15 @@ impl Limits {
         if let Some(t) = &r.cot_type {
             check_text("type", t, self.max_type_len)?;
             let well_formed = !t.is_empty()
-                && t.split('-')
-                    .all(|atom| !atom.is_empty() && atom.bytes().all(|b| b.is_ascii_alphanumeric()));
+                && t.split('-').all(|atom| {
+                    !atom.is_empty() && atom.bytes().all(|b| b.is_ascii_alphanumeric())
+                });
             if !well_formed {
                 return Err(FieldError::new(
                     "type",
-                    format!("{t:?} is not a CoT type (letters and digits separated by '-', e.g. a-f-G-U-C)"),
+                    format!(
+                        "{t:?} is not a CoT type (letters and digits separated by '-', e.g. a-f-G-U-C)"
+                    ),
                 ));
             }
         }
@@ -206,7 +209,10 @@ impl Limits {
             if l.releasability.len() > self.max_releasability_groups {
                 return Err(FieldError::new(
                     "label.releasability",
-                    format!("too many groups, the limit is {}", self.max_releasability_groups),
+                    format!(
+                        "too many groups, the limit is {}",
+                        self.max_releasability_groups
+                    ),
                 ));
             }
             for g in &l.releasability {
@@ -256,6 +262,12 @@ mod tests {
         assert_eq!(Limits::default().validate(&r).unwrap_err().field, "stale");
         let mut r = ok();
         r.uid = "a\u{0}b".into();
-        assert!(Limits::default().validate(&r).unwrap_err().reason.contains("U+0000"));
+        assert!(
+            Limits::default()
+                .validate(&r)
+                .unwrap_err()
+                .reason
+                .contains("U+0000")
+        );
     }
 }

@@ -125,7 +125,10 @@ mod tests {
         assert_eq!(from_cot_type("a-h-A-M-F-Q").as_str(), "SHAPMFQ--------");
         assert_eq!(from_cot_type("a-n-S").as_str(), "SNSP-----------");
         assert_eq!(from_cot_type("a-u-G").as_str(), "SUGP-----------");
-        assert_eq!(from_cot_type("a-f-G-E-V-A-T-H-X-Y").as_str(), "SFGPEVATHX-----");
+        assert_eq!(
+            from_cot_type("a-f-G-E-V-A-T-H-X-Y").as_str(),
+            "SFGPEVATHX-----"
+        );
     }
 
     #[test]

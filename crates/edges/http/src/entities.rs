@@ -52,7 +52,11 @@ pub(crate) struct TrackParams {
     limit: Option<String>,
 }
 
-fn floats<const N: usize>(param: &'static str, text: &str, shape: &str) -> Result<[f64; N], ApiError> {
+fn floats<const N: usize>(
+    param: &'static str,
+    text: &str,
+    shape: &str,
+) -> Result<[f64; N], ApiError> {
     let parts: Vec<&str> = text.split(',').map(str::trim).collect();
     if parts.len() != N {
         return Err(ApiError::bad_param(
@@ -66,14 +70,19 @@ fn floats<const N: usize>(param: &'static str, text: &str, shape: &str) -> Resul
             .parse::<f64>()
             .ok()
             .filter(|v| v.is_finite())
-            .ok_or_else(|| ApiError::bad_param(param, format!("{p:?} is not a number (expected {shape})")))?;
+            .ok_or_else(|| {
+                ApiError::bad_param(param, format!("{p:?} is not a number (expected {shape})"))
+            })?;
     }
     Ok(out)
 }
 
 fn check_lat_lon(param: &'static str, lat: f64, lon: f64) -> Result<(), ApiError> {
     if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
-        return Err(ApiError::bad_param(param, format!("lat {lat} / lon {lon} out of range")));
+        return Err(ApiError::bad_param(
+            param,
+            format!("lat {lat} / lon {lon} out of range"),
+        ));
     }
     Ok(())
 }
@@ -83,8 +92,14 @@ fn parse_limit(text: Option<&str>, default: usize, max: usize) -> Result<usize, 
         None => Ok(default),
         Some(t) => match t.trim().parse::<usize>() {
             Ok(n) if n <= max => Ok(n),
-            Ok(_) => Err(ApiError::bad_param("limit", format!("must be at most {max}"))),
-            Err(_) => Err(ApiError::bad_param("limit", format!("{t:?} is not a whole number"))),
+            Ok(_) => Err(ApiError::bad_param(
+                "limit",
+                format!("must be at most {max}"),
+            )),
+            Err(_) => Err(ApiError::bad_param(
+                "limit",
+                format!("{t:?} is not a whole number"),
+            )),
         },
     }
 }
@@ -99,7 +114,10 @@ fn geojson(body: Vec<u8>) -> Response {
 }
 
 fn query_rejection(e: QueryRejection) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, format!("invalid query parameters: {}", e.body_text()))
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        format!("invalid query parameters: {}", e.body_text()),
+    )
 }
 
 /// Query the live picture.
@@ -118,7 +136,11 @@ pub(crate) async fn list(
     params: Result<Query<EntitiesParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(p) = params.map_err(query_rejection)?;
-    let limit = parse_limit(p.limit.as_deref(), st.cfg.default_query_limit, st.cfg.max_query_limit)?;
+    let limit = parse_limit(
+        p.limit.as_deref(),
+        st.cfg.default_query_limit,
+        st.cfg.max_query_limit,
+    )?;
     let mut q = rampart_picture::Query {
         limit: Some(limit),
         type_prefix: p.type_prefix.filter(|t| !t.is_empty()),
@@ -140,7 +162,12 @@ pub(crate) async fn list(
         q.stale = Some(match s.as_str() {
             "true" | "1" => true,
             "false" | "0" => false,
-            other => return Err(ApiError::bad_param("stale", format!("{other:?} is not true or false"))),
+            other => {
+                return Err(ApiError::bad_param(
+                    "stale",
+                    format!("{other:?} is not true or false"),
+                ));
+            }
         });
     }
     let entities: Vec<Entity> = {
@@ -178,10 +205,15 @@ pub(crate) async fn list(
         (status = 404, description = "No live entity has this uid", body = crate::openapi::ErrorDoc),
     )
 )]
-pub(crate) async fn one(State(st): State<AppState>, Path(uid): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn one(
+    State(st): State<AppState>,
+    Path(uid): Path<String>,
+) -> Result<Response, ApiError> {
     let entity = st.engine.picture().get(&uid).cloned();
     match entity {
-        Some(e) => Ok(geojson(serde_json::to_vec(&EntityFeature(&e)).unwrap_or_default())),
+        Some(e) => Ok(geojson(
+            serde_json::to_vec(&EntityFeature(&e)).unwrap_or_default(),
+        )),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no live entity with uid {uid:?}"),
@@ -212,9 +244,18 @@ pub(crate) async fn track(
     if from > to {
         return Err(ApiError::bad_param("from", "must not be after to"));
     }
-    let limit = parse_limit(p.limit.as_deref(), st.cfg.default_track_limit, st.cfg.max_track_limit)?;
+    let limit = parse_limit(
+        p.limit.as_deref(),
+        st.cfg.default_track_limit,
+        st.cfg.max_track_limit,
+    )?;
     let history = st.engine.history().clone();
-    let query = TrackQuery { uid: uid.clone(), from, to, limit };
+    let query = TrackQuery {
+        uid: uid.clone(),
+        from,
+        to,
+        limit,
+    };
     let points = tokio::task::spawn_blocking(move || history.track(&query))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?

@@ -109,7 +109,10 @@ pub(crate) struct FeatureCollectionDoc {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Rampart API", description = "Rampart node: live common operating picture, history and ingest."),
+    info(
+        title = "Rampart API",
+        description = "Rampart node: live common operating picture, history and ingest."
+    ),
     paths(
         crate::reports::post_reports,
         crate::entities::list,
@@ -119,7 +122,15 @@ pub(crate) struct FeatureCollectionDoc {
         crate::ops::healthz,
         crate::ops::metrics,
     ),
-    components(schemas(ReportDoc, LabelDoc, RejectionDoc, ErrorDoc, FeatureDoc, FeatureCollectionDoc, crate::reports::Receipt))
+    components(schemas(
+        ReportDoc,
+        LabelDoc,
+        RejectionDoc,
+        ErrorDoc,
+        FeatureDoc,
+        FeatureCollectionDoc,
+        crate::reports::Receipt
+    ))
 )]
 pub(crate) struct ApiDoc;
 
@@ -152,7 +163,8 @@ mod tests {
         // The documented fields must be exactly what the codec accepts.
         let mut r = rampart_model::Report::new("u", 1.0, 2.0, rampart_model::Timestamp(0));
         r.id = Some(rampart_model::ReportId::Key("k".into()));
-        r.attributes.insert("a".into(), rampart_model::AttrValue::Num(1.0));
+        r.attributes
+            .insert("a".into(), rampart_model::AttrValue::Num(1.0));
         let encoded: serde_json::Value =
             serde_json::from_slice(&rampart_codec_json::encode_report(&r)).unwrap();
         let mut documented: Vec<&String> = props.keys().collect();

@@ -83,8 +83,11 @@ pub(crate) async fn post_reports(
                 return too_large();
             }
             metrics.reject(SOURCE, "body_unreadable", 1);
-            return ApiError::new(StatusCode::BAD_REQUEST, format!("body could not be read: {e}"))
-                .into_response();
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("body could not be read: {e}"),
+            )
+            .into_response();
         }
     };
     let items = match decode_reports(&body, &st.decode) {

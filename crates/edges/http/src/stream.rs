@@ -53,7 +53,9 @@ struct Filter {
 
 /// True when `cot_type` is `prefix` or starts with `prefix` followed by an atom separator.
 fn type_matches(cot_type: &str, prefix: &str) -> bool {
-    cot_type.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
+    cot_type
+        .strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
 }
 
 impl Filter {
@@ -72,7 +74,10 @@ impl Filter {
 
     fn matches(&self, e: &Entity) -> bool {
         self.contains_point(e.lat, e.lon)
-            && self.type_prefix.as_deref().is_none_or(|p| type_matches(&e.cot_type, p))
+            && self
+                .type_prefix
+                .as_deref()
+                .is_none_or(|p| type_matches(&e.cot_type, p))
     }
 }
 
@@ -117,7 +122,10 @@ pub(crate) async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let Query(p) = params.map_err(|e| {
-        ApiError::new(axum::http::StatusCode::BAD_REQUEST, format!("invalid query parameters: {}", e.body_text()))
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            format!("invalid query parameters: {}", e.body_text()),
+        )
     })?;
     let filter = Filter {
         bbox: p
@@ -196,7 +204,10 @@ fn encode_delta(delta: &Delta, filter: &Filter) -> Vec<String> {
             for u in updates {
                 if filter.matches(&u.entity) {
                     inside.push(&u.entity);
-                } else if u.prev.is_some_and(|(lat, lon)| filter.contains_point(lat, lon)) {
+                } else if u
+                    .prev
+                    .is_some_and(|(lat, lon)| filter.contains_point(lat, lon))
+                {
                     left.push(u.entity.uid.as_str());
                 }
             }
@@ -230,14 +241,20 @@ async fn run(mut socket: WebSocket, st: AppState, mut filter: Filter) {
     match outcome {
         Err("slow") => {
             metrics.stream_slow_disconnects.inc();
-            tracing::warn!("stream client disconnected: it accepted nothing within the send timeout");
+            tracing::warn!(
+                "stream client disconnected: it accepted nothing within the send timeout"
+            );
         }
         Err(reason) => tracing::debug!(reason, "stream client gone"),
         Ok(()) => {}
     }
 }
 
-async fn serve(socket: &mut WebSocket, st: &AppState, filter: &mut Filter) -> Result<(), &'static str> {
+async fn serve(
+    socket: &mut WebSocket,
+    st: &AppState,
+    filter: &mut Filter,
+) -> Result<(), &'static str> {
     let timeout = st.send_timeout();
     let mut sub = resubscribe(socket, st, filter, false).await?;
     loop {
@@ -293,7 +310,9 @@ mod tests {
 
     #[test]
     fn client_messages_are_checked() {
-        let f = parse_client_message(r#"{"type":"subscribe","bbox":[0,0,10,10],"type_prefix":"a-h"}"#).unwrap();
+        let f =
+            parse_client_message(r#"{"type":"subscribe","bbox":[0,0,10,10],"type_prefix":"a-h"}"#)
+                .unwrap();
         assert!(f.bbox.is_some());
         assert_eq!(f.type_prefix.as_deref(), Some("a-h"));
         assert!(parse_client_message(r#"{"type":"subscribe","bbox":[0,95,10,10]}"#).is_err());

@@ -219,7 +219,11 @@ mod tests {
         }
         assert_eq!(d.check(&seq("gw", 200)), DedupVerdict::Duplicate);
         assert_eq!(d.check(&seq("gw", 199)), DedupVerdict::New);
-        assert_eq!(d.check(&seq("gw", 5)), DedupVerdict::Duplicate, "older than window");
+        assert_eq!(
+            d.check(&seq("gw", 5)),
+            DedupVerdict::Duplicate,
+            "older than window"
+        );
         assert_eq!(d.check(&seq("other", 5)), DedupVerdict::New);
         // A jump clears stale bits that would alias.
         d.insert(&seq("gw", 200 + 128));

@@ -189,7 +189,11 @@ impl Engine {
 
     /// Deduplicates, appends and folds a batch, without waiting for durability. Returns the
     /// receipt whose `ticket` [`Engine::wait_durable`] waits for.
-    pub fn ingest_now(&self, reports: Vec<Report>, now: Timestamp) -> Result<IngestReceipt, EngineError> {
+    pub fn ingest_now(
+        &self,
+        reports: Vec<Report>,
+        now: Timestamp,
+    ) -> Result<IngestReceipt, EngineError> {
         let mut receipt = IngestReceipt::default();
         let mut state = self.state.write();
         let State {
@@ -298,7 +302,7 @@ impl Engine {
             let source = &kept[i].provenance.source;
             let run = kept[i..]
                 .iter()
-                .take_while(|r| &r.provenance.source == source)
+                .take_while(|r| r.provenance.source == *source)
                 .count();
             self.metrics
                 .accepted
@@ -315,13 +319,17 @@ impl Engine {
         if receipt.late > 0 {
             self.metrics
                 .late
-                .get_or_create(&SourceLabel { source: source.clone() })
+                .get_or_create(&SourceLabel {
+                    source: source.clone(),
+                })
                 .inc_by(receipt.late as u64);
         }
         if receipt.duplicates > 0 {
             self.metrics
                 .duplicates
-                .get_or_create(&SourceLabel { source: source.clone() })
+                .get_or_create(&SourceLabel {
+                    source: source.clone(),
+                })
                 .inc_by(receipt.duplicates as u64);
         }
         if !receipt.rejected.is_empty() {

@@ -105,7 +105,11 @@ impl Metrics {
             "Reports older than the entity's current state: stored, not folded",
             late.clone(),
         );
-        registry.register("live_entities", "Entities in the live picture", live_entities.clone());
+        registry.register(
+            "live_entities",
+            "Entities in the live picture",
+            live_entities.clone(),
+        );
         registry.register(
             "stale_entities",
             "Entities past their stale time still in the picture",
@@ -116,9 +120,21 @@ impl Metrics {
             "Time from a batch reaching the engine until it is durable",
             ingest_commit_seconds.clone(),
         );
-        registry.register("store_bytes", "Bytes of history on disk", store_bytes.clone());
-        registry.register("store_segments", "History segment files", store_segments.clone());
-        registry.register("connections", "Open connections by kind", connections.clone());
+        registry.register(
+            "store_bytes",
+            "Bytes of history on disk",
+            store_bytes.clone(),
+        );
+        registry.register(
+            "store_segments",
+            "History segment files",
+            store_segments.clone(),
+        );
+        registry.register(
+            "connections",
+            "Open connections by kind",
+            connections.clone(),
+        );
         registry.register(
             "stream_resyncs",
             "Stream subscribers that fell behind and were resynchronised from a snapshot",

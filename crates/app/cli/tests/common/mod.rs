@@ -80,7 +80,9 @@ impl Drop for Node {
 
 /// RFC 3339 text for "now plus `offset_ms`".
 pub fn time(offset_ms: i64) -> String {
-    rampart_model::Timestamp::now().plus_millis(offset_ms).to_rfc3339()
+    rampart_model::Timestamp::now()
+        .plus_millis(offset_ms)
+        .to_rfc3339()
 }
 
 /// Polls `f` until it returns true or `timeout` passes.

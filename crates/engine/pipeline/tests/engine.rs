@@ -1,0 +1,168 @@
+//! Engine behaviour over a real segment log in a temporary directory.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use rampart_engine::{Delta, Engine, EngineConfig, Metrics};
+use rampart_history::{HistoryStore, SegmentLog, SegmentLogConfig};
+use rampart_model::{Provenance, Report, ReportId, Timestamp};
+use rampart_picture::{PictureConfig, Query};
+
+fn open(dir: &std::path::Path, cfg: EngineConfig) -> (Arc<Engine>, Arc<SegmentLog>) {
+    let log = SegmentLog::open(SegmentLogConfig::new(dir)).unwrap();
+    let store: Arc<dyn HistoryStore> = log.clone();
+    (
+        Engine::open(cfg, store, Arc::new(Metrics::new())).unwrap(),
+        log,
+    )
+}
+
+fn report(uid: &str, lat: f64, t: i64) -> Report {
+    let mut r = Report::new(uid, lat, 10.0, Timestamp::now().plus_millis(t));
+    r.provenance = Provenance::new("test", "tester");
+    r
+}
+
+#[tokio::test]
+async fn ingest_is_durable_folded_and_deduplicated() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _log) = open(dir.path(), EngineConfig::default());
+    let mut keyed = report("a", 1.0, 0);
+    keyed.id = Some(ReportId::Key("k".into()));
+    let receipt = engine
+        .ingest(vec![keyed.clone(), report("b", 2.0, 0)])
+        .await
+        .unwrap();
+    assert_eq!((receipt.accepted, receipt.duplicates), (2, 0));
+    // Same key again, twice in one batch: stored once in all.
+    let receipt = engine.ingest(vec![keyed.clone(), keyed]).await.unwrap();
+    assert_eq!((receipt.accepted, receipt.duplicates), (0, 2));
+    // A late report is stored but does not regress the picture.
+    let receipt = engine
+        .ingest(vec![report("a", 50.0, -60_000)])
+        .await
+        .unwrap();
+    assert_eq!((receipt.accepted, receipt.late), (1, 1));
+    assert_eq!(engine.picture().get("a").unwrap().lat, 1.0);
+    let track = engine
+        .history()
+        .track(&rampart_history::TrackQuery {
+            uid: "a".into(),
+            from: Timestamp(0),
+            to: Timestamp(i64::MAX),
+            limit: 100,
+        })
+        .unwrap();
+    assert_eq!(track.len(), 2);
+    assert_eq!(track[0].lat, 50.0, "oldest first");
+}
+
+#[tokio::test]
+async fn restart_rebuilds_picture_and_idempotency() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (engine, log) = open(dir.path(), EngineConfig::default());
+        let mut r = report("a", 1.0, 0);
+        r.id = Some(ReportId::Seq {
+            source: "gw".into(),
+            seq: 9,
+        });
+        engine
+            .ingest(vec![r, report("b", 2.0, 0), report("b", 3.0, 1000)])
+            .await
+            .unwrap();
+        drop(engine);
+        log.close().unwrap();
+    }
+    let (engine, _log) = open(dir.path(), EngineConfig::default());
+    assert_eq!(engine.picture().len(), 2);
+    assert_eq!(engine.picture().get("b").unwrap().lat, 3.0);
+    let mut again = report("a", 1.0, 0);
+    again.id = Some(ReportId::Seq {
+        source: "gw".into(),
+        seq: 9,
+    });
+    let receipt = engine.ingest(vec![again]).await.unwrap();
+    assert_eq!(receipt.duplicates, 1);
+}
+
+#[tokio::test]
+async fn a_full_picture_rejects_new_entities_but_updates_known_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = EngineConfig {
+        picture: PictureConfig {
+            max_entities: 2,
+            ..PictureConfig::default()
+        },
+        ..EngineConfig::default()
+    };
+    let (engine, _log) = open(dir.path(), cfg);
+    let receipt = engine
+        .ingest(vec![
+            report("a", 1.0, 0),
+            report("b", 1.0, 0),
+            report("c", 1.0, 0),
+            report("a", 2.0, 10),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(receipt.accepted, 3);
+    assert_eq!(receipt.rejected.len(), 1);
+    assert_eq!(receipt.rejected[0].index, 2);
+    assert_eq!(receipt.rejected[0].field, "uid");
+    assert_eq!(engine.picture().len(), 2);
+}
+
+#[tokio::test]
+async fn subscribers_get_a_snapshot_then_deltas() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _log) = open(dir.path(), EngineConfig::default());
+    engine.ingest(vec![report("a", 1.0, 0)]).await.unwrap();
+    let mut sub = engine.subscribe(&Query::default());
+    assert_eq!(sub.snapshot.len(), 1);
+    engine
+        .ingest(vec![report("a", 5.0, 1000), report("n", 7.0, 0)])
+        .await
+        .unwrap();
+    let delta = sub.deltas.recv().await.unwrap();
+    let Delta::Updated(updates) = &*delta else {
+        panic!("expected an update")
+    };
+    let mut seen: Vec<(String, Option<(f64, f64)>)> = updates
+        .iter()
+        .map(|u| (u.entity.uid.to_string(), u.prev))
+        .collect();
+    seen.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        seen,
+        [
+            ("a".to_string(), Some((1.0, 10.0))),
+            ("n".to_string(), None)
+        ]
+    );
+
+    // Going stale, then being removed after the grace period, are deltas too.
+    let mut fading = report("f", 1.0, 0);
+    fading.stale = Some(fading.time.plus_millis(10));
+    engine.ingest(vec![fading]).await.unwrap();
+    let _ = sub.deltas.recv().await.unwrap();
+    let grace = engine.config().picture.stale_grace_ms;
+    engine.sweep(Timestamp::now().plus_millis(1_000));
+    let Delta::Stale(stale) = &*sub.deltas.recv().await.unwrap() else {
+        panic!("expected stale")
+    };
+    assert_eq!(stale[0].uid, "f");
+    engine.sweep(Timestamp::now().plus_millis(2_000 + grace));
+    // That sweep also turns "a" and "n" stale (their default stale is 5 minutes).
+    loop {
+        match &*sub.deltas.recv().await.unwrap() {
+            Delta::Removed(removed) => {
+                assert_eq!(removed.len(), 1);
+                assert_eq!(removed[0], "f");
+                break;
+            }
+            Delta::Stale(stale) => assert!(stale.iter().all(|e| e.uid != "f")),
+            Delta::Updated(_) => panic!("no updates expected"),
+        }
+    }
+}
