@@ -11,7 +11,13 @@ use crate::config::Config;
 
 /// Rampart: a secure IoT platform and live common operating picture in one binary.
 #[derive(Parser)]
-#[command(name = "rampart", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "rampart",
+    version,
+    about = "Rampart: a secure IoT platform and live common operating picture in one binary",
+    long_about = None,
+    propagate_version = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -25,6 +31,8 @@ enum Command {
     Demo(DemoArgs),
     /// Measure performance against the targets in BENCHMARKS.md (use a release build).
     Bench(BenchArgs),
+    /// Print the effective configuration (defaults, file, environment and flags) as TOML.
+    Config(ServeArgs),
 }
 
 /// Options shared by `serve` and `demo`. Flags override environment variables, which
@@ -162,5 +170,10 @@ fn main() -> anyhow::Result<()> {
             )
         }
         Command::Bench(a) => rampart_bench::run(&a.name, a.quick, a.json),
+        Command::Config(a) => {
+            let cfg = a.node.resolve("http=127.0.0.1:8080")?;
+            print!("{}", toml::to_string(&cfg)?);
+            Ok(())
+        }
     }
 }

@@ -24,7 +24,12 @@ impl Rng {
 fn mutated_bodies_never_panic() {
     let opts = DecodeOptions::default();
     let base = SEED_BODY.as_bytes();
-    assert!(decode_reports(base, &opts).unwrap().iter().all(|r| r.is_ok()));
+    assert!(
+        decode_reports(base, &opts)
+            .unwrap()
+            .iter()
+            .all(|r| r.is_ok())
+    );
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let interesting = b"{}[]\",:0-9eE.+\\u\0\xff ntf";
     for _ in 0..20_000 {

@@ -24,7 +24,13 @@ impl Node {
     }
 
     pub fn start_cmd(cmd: &str, data: &Path, extra: &[&str]) -> Node {
+        Self::start_env(cmd, data, extra, &[])
+    }
+
+    /// Starts `rampart CMD` with extra arguments and environment variables.
+    pub fn start_env(cmd: &str, data: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Node {
         let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .envs(envs.iter().copied())
             .arg(cmd)
             .arg("--data")
             .arg(data)
