@@ -1,0 +1,1 @@
+//! rampart-codec-adsb (being written)

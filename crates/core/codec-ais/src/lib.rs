@@ -1,0 +1,1 @@
+//! rampart-codec-ais (being written)

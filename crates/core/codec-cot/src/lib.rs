@@ -1,0 +1,1 @@
+//! rampart-codec-cot (being written)

@@ -1,0 +1,1 @@
+//! rampart-codec-nmea (being written)
