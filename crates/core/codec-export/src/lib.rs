@@ -1,0 +1,1 @@
+//! rampart-codec-export (being written)
