@@ -1,0 +1,272 @@
+//! Transports: UDP listen, TCP listen, and TCP connect to an upstream feed with reconnect.
+//!
+//! Each source gets its own decoder (per UDP peer, per TCP connection), lines are bounded by
+//! [`FeedConfig::max_line_bytes`], and every refused line is counted under the input's kind
+//! and the decoder's reason. Nothing a sender does can crash the node or grow memory past
+//! the named limits.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rampart_engine::Metrics;
+use rampart_model::{Provenance, Report, Timestamp};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+
+use crate::batcher::BatcherHandle;
+use crate::decoder::{DecoderFactory, FeedDecoder, Peer};
+use crate::lines::{LineError, LineSplitter};
+
+/// Bounds of a feed input.
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeedConfig {
+    /// Longest accepted line in bytes (NMEA allows 82; AVR with timestamps ~60).
+    pub max_line_bytes: usize,
+    /// Most concurrent TCP connections per listener.
+    pub max_connections: usize,
+    /// Most UDP senders with decoder state; the least recently heard is forgotten first.
+    pub max_udp_peers: usize,
+    /// Read buffer per TCP connection in bytes.
+    pub read_buffer_bytes: usize,
+    /// First reconnect delay of an upstream connection, in milliseconds (doubles to the max).
+    pub reconnect_min_ms: u64,
+    /// Longest reconnect delay, in milliseconds.
+    pub reconnect_max_ms: u64,
+}
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        FeedConfig {
+            max_line_bytes: 1024,
+            max_connections: 256,
+            max_udp_peers: 1024,
+            read_buffer_bytes: 16 * 1024,
+            reconnect_min_ms: 500,
+            reconnect_max_ms: 30_000,
+        }
+    }
+}
+
+/// Everything an input needs: its kind, how to decode, where reports go, what to count.
+#[derive(Clone)]
+pub struct FeedInput {
+    /// Kind, e.g. `ais-udp`; the source name in provenance and metrics.
+    pub kind: String,
+    /// Makes a decoder per source.
+    pub factory: DecoderFactory,
+    /// Where decoded reports go.
+    pub batcher: BatcherHandle,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Bounds.
+    pub cfg: FeedConfig,
+}
+
+/// One source's decoding state: a line splitter and a decoder.
+pub(crate) struct Source {
+    peer: Peer,
+    provenance: Provenance,
+    splitter: LineSplitter,
+    decoder: Box<dyn FeedDecoder>,
+    last_heard: Timestamp,
+}
+
+impl Source {
+    pub(crate) fn new(input: &FeedInput, peer: Peer) -> Self {
+        let identity = match peer.addr {
+            Some(a) => a.to_string(),
+            None => "file".to_string(),
+        };
+        Source {
+            provenance: Provenance::new(&input.kind, &identity),
+            splitter: LineSplitter::new(input.cfg.max_line_bytes),
+            decoder: (input.factory)(&peer),
+            peer,
+            last_heard: Timestamp::now(),
+        }
+    }
+
+    /// Decodes `data` (and, for datagrams, the unterminated last line), counting refusals.
+    pub(crate) fn feed(
+        &mut self,
+        input: &FeedInput,
+        data: &[u8],
+        end_of_message: bool,
+        out: &mut Vec<Report>,
+    ) {
+        let now = Timestamp::now();
+        self.last_heard = now;
+        let Source {
+            splitter,
+            decoder,
+            provenance,
+            peer,
+            ..
+        } = self;
+        let start = out.len();
+        let refuse = |reason: &str, message: &str| {
+            input.metrics.reject(&input.kind, reason, 1);
+            tracing::debug!(kind = %input.kind, peer = ?peer.addr, reason, message, "feed line refused");
+        };
+        let mut on_line = |line: &[u8]| {
+            if let Err(e) = decoder.line(line, now, out) {
+                refuse(e.reason, &e.message);
+            }
+        };
+        let mut errors = Vec::new();
+        splitter.push(data, &mut on_line, |e| errors.push(e));
+        if end_of_message {
+            splitter.finish(&mut on_line);
+        }
+        for LineError::TooLong { max } in errors {
+            refuse("line_too_long", &format!("line longer than {max} bytes"));
+        }
+        for r in &mut out[start..] {
+            r.provenance = provenance.clone();
+        }
+    }
+}
+
+impl Source {
+    /// The time `line` carries, if its format has one (the line end is ignored).
+    pub(crate) fn line_time(&mut self, line: &[u8]) -> Option<Timestamp> {
+        let trimmed = line.strip_suffix(b"\n").unwrap_or(line);
+        let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
+        self.decoder.line_time(trimmed)
+    }
+}
+
+/// Serves a UDP socket: every datagram is one or more lines from its sender.
+pub async fn run_udp_listener(socket: UdpSocket, input: FeedInput) {
+    let mut sources: HashMap<SocketAddr, Source> = HashMap::new();
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let (n, from) = match socket.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(kind = %input.kind, error = %e, "udp receive failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if !sources.contains_key(&from) && sources.len() >= input.cfg.max_udp_peers {
+            // Forget the sender heard least recently: bounded state, newest senders win.
+            if let Some(oldest) = sources
+                .iter()
+                .min_by_key(|(_, s)| s.last_heard)
+                .map(|(a, _)| *a)
+            {
+                sources.remove(&oldest);
+            }
+        }
+        let source = sources.entry(from).or_insert_with(|| {
+            Source::new(
+                &input,
+                Peer {
+                    kind: input.kind.clone(),
+                    addr: Some(from),
+                },
+            )
+        });
+        let mut out = Vec::new();
+        source.feed(&input, buf.get(..n).unwrap_or_default(), true, &mut out);
+        let count = out.len() as u64;
+        if !input.batcher.try_send(out) {
+            input
+                .metrics
+                .reject(&input.kind, "ingest_queue_full", count);
+        }
+    }
+}
+
+/// Serves a TCP listener: each connection is a stream of lines from one source.
+pub async fn run_tcp_listener(listener: TcpListener, input: FeedInput) {
+    let permits = Arc::new(Semaphore::new(input.cfg.max_connections.max(1)));
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        match listener.accept().await {
+            Ok((stream, addr)) => {
+                let input = input.clone();
+                tokio::spawn(async move {
+                    let gauge = input.metrics.connection_gauge(&input.kind);
+                    gauge.inc();
+                    read_stream(stream, addr, &input).await;
+                    gauge.dec();
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                tracing::warn!(kind = %input.kind, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Connects to an upstream feed and keeps reconnecting with exponential backoff.
+pub async fn run_tcp_connect(addr: String, input: FeedInput) {
+    let min = Duration::from_millis(input.cfg.reconnect_min_ms.max(10));
+    let max = Duration::from_millis(input.cfg.reconnect_max_ms.max(input.cfg.reconnect_min_ms));
+    let mut delay = min;
+    loop {
+        match TcpStream::connect(&addr).await {
+            Ok(stream) => {
+                let peer = stream.peer_addr().ok();
+                tracing::info!(kind = %input.kind, upstream = %addr, "connected to upstream feed");
+                let gauge = input.metrics.connection_gauge(&input.kind);
+                gauge.inc();
+                let healthy = match peer {
+                    Some(p) => read_stream(stream, p, &input).await,
+                    None => false,
+                };
+                gauge.dec();
+                if healthy {
+                    delay = min;
+                }
+                tracing::warn!(kind = %input.kind, upstream = %addr, retry_ms = delay.as_millis() as u64, "upstream feed closed; reconnecting");
+            }
+            Err(e) => {
+                tracing::warn!(kind = %input.kind, upstream = %addr, error = %e, retry_ms = delay.as_millis() as u64, "cannot reach upstream feed");
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(max);
+    }
+}
+
+/// Reads lines from one TCP stream until it ends. Returns true if any data arrived (so the
+/// caller can reset its backoff).
+async fn read_stream(mut stream: TcpStream, addr: SocketAddr, input: &FeedInput) -> bool {
+    let mut source = Source::new(
+        input,
+        Peer {
+            kind: input.kind.clone(),
+            addr: Some(addr),
+        },
+    );
+    let mut buf = vec![0u8; input.cfg.read_buffer_bytes.max(512)];
+    let mut any = false;
+    loop {
+        let n = match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        any = true;
+        let mut out = Vec::new();
+        source.feed(input, buf.get(..n).unwrap_or_default(), false, &mut out);
+        // Waiting here is the backpressure: a sender faster than the disk is slowed, not dropped.
+        if !input.batcher.send(out).await {
+            break;
+        }
+    }
+    let mut out = Vec::new();
+    source.feed(input, &[], true, &mut out);
+    input.batcher.send(out).await;
+    any
+}
