@@ -8,6 +8,7 @@ pub mod engine;
 pub mod history;
 pub mod http;
 pub mod picture;
+pub mod store_compare;
 pub mod util;
 
 /// Named results of one benchmark run, printed one per line as `name: value unit`.
@@ -45,11 +46,20 @@ impl std::fmt::Display for Figures {
 }
 
 /// Runs the benchmark `name` (`engine`, `query`, `memory`, `history`, `track`, `replay`,
-/// `http` or `all`) and prints its figures. `quick` shrinks the sizes for a smoke run.
+/// `http`, `all`, or `store-compare`, which `all` leaves out because it takes minutes) and
+/// prints its figures. `quick` shrinks the sizes for a smoke run.
 pub fn run(name: &str, quick: bool, json: bool) -> anyhow::Result<()> {
     let all = name == "all";
     let known = [
-        "engine", "query", "memory", "history", "track", "replay", "http", "all",
+        "engine",
+        "query",
+        "memory",
+        "history",
+        "track",
+        "replay",
+        "http",
+        "all",
+        "store-compare",
     ];
     if !known.contains(&name) {
         anyhow::bail!("unknown benchmark {name:?} (known: {})", known.join(", "));
@@ -98,6 +108,9 @@ pub fn run(name: &str, quick: bool, json: bool) -> anyhow::Result<()> {
             1_000,
             4,
         )?);
+    }
+    if name == "store-compare" {
+        results.extend(store_compare::compare(quick)?);
     }
     for f in &results {
         println!("{f}");

@@ -34,6 +34,30 @@ pub struct Config {
     pub limits: Limits,
     /// Engine housekeeping.
     pub engine: EngineSection,
+    /// Legacy feeds: NMEA, AIS, ADS-B.
+    pub feeds: FeedsSection,
+}
+
+/// `[feeds]`: limits, protocol settings and upstream connections of the legacy feeds.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeedsSection {
+    /// `[feeds.limits]`: line length, connections, UDP senders, reconnect backoff.
+    pub limits: rampart_edge_feeds::FeedConfig,
+    /// `[feeds.protocols]`: NMEA source mapping, AIS affiliation, ADS-B type and receiver.
+    pub protocols: rampart_edge_feeds::adapters::ProtocolConfig,
+    /// `[[feeds.upstream]]`: feeds Rampart connects to, reconnecting with backoff.
+    pub upstream: Vec<UpstreamConfig>,
+}
+
+/// One upstream feed to connect to.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// `nmea`, `ais`, `sbs` or `avr`.
+    pub protocol: rampart_edge_feeds::adapters::Protocol,
+    /// `HOST:PORT`.
+    pub addr: String,
 }
 
 impl Default for Config {
@@ -48,6 +72,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             limits: Limits::default(),
             engine: EngineSection::default(),
+            feeds: FeedsSection::default(),
         }
     }
 }
@@ -167,7 +192,15 @@ pub struct ListenSpec {
 }
 
 /// Listener kinds this build knows.
-pub const LISTENER_KINDS: &[&str] = &["http"];
+pub fn listener_kinds() -> Vec<&'static str> {
+    let mut kinds = vec!["http"];
+    kinds.extend(
+        rampart_edge_feeds::adapters::LISTENER_KINDS
+            .iter()
+            .map(|k| k.0),
+    );
+    kinds
+}
 
 impl ListenSpec {
     /// Parses `KIND=ADDR`.
@@ -175,10 +208,11 @@ impl ListenSpec {
         let Some((kind, addr)) = text.split_once('=') else {
             bail!("--listen {text:?}: expected KIND=ADDR, e.g. http=127.0.0.1:8080");
         };
-        if !LISTENER_KINDS.contains(&kind) {
+        let known = listener_kinds();
+        if !known.contains(&kind) {
             bail!(
                 "--listen {text:?}: unknown listener kind {kind:?} (known: {})",
-                LISTENER_KINDS.join(", ")
+                known.join(", ")
             );
         }
         let addr = addr

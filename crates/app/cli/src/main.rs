@@ -1,6 +1,7 @@
 //! The `rampart` command line: `serve`, `demo` and `bench`.
 
 mod config;
+mod export;
 mod node;
 
 use std::path::PathBuf;
@@ -31,6 +32,10 @@ enum Command {
     Demo(DemoArgs),
     /// Measure performance against the targets in BENCHMARKS.md (use a release build).
     Bench(BenchArgs),
+    /// Replay a recorded feed file (NMEA, AIS, SBS, AVR or CoT) into a node's picture and history.
+    Replay(ReplayArgs),
+    /// Export the live picture or a track from a data directory (GeoJSON, KML, CSV, CoT, GPX).
+    Export(ExportArgs),
     /// Print the effective configuration (defaults, file, environment and flags) as TOML.
     Config(ServeArgs),
 }
@@ -46,7 +51,8 @@ struct NodeArgs {
     #[arg(long, env = "RAMPART_DATA", value_name = "DIR")]
     data: Option<PathBuf>,
     /// A listener as KIND=ADDR, repeatable, e.g. `--listen http=127.0.0.1:8080`. Port 0 picks
-    /// a free port. Kinds: http.
+    /// a free port. Kinds: http, nmea-udp, nmea-tcp, ais-udp, ais-tcp, sbs-tcp,
+    /// avr-tcp.
     #[arg(
         long,
         env = "RAMPART_LISTEN",
@@ -87,6 +93,55 @@ struct DemoArgs {
     /// Scenario seed: the same seed gives the same scenario.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// The recorded file.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// The file's protocol.
+    #[arg(long, value_enum)]
+    format: node::ReplayFormat,
+    /// Playback speed: 1 keeps the original timing, 10 is ten times faster, 0 is as fast as
+    /// possible. Lines without a time are sent with the timed line before them.
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// Keep serving after the replay (with `--listen`), instead of exiting.
+    #[arg(long)]
+    serve: bool,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// Output format: geojson, kml, csv or cot for the picture; geojson, gpx, kml or csv for a track.
+    #[arg(long, default_value = "geojson")]
+    format: String,
+    /// Export this entity's track instead of the live picture.
+    #[arg(long, value_name = "UID")]
+    track: Option<String>,
+    /// Track start (RFC 3339).
+    #[arg(long)]
+    from: Option<String>,
+    /// Track end (RFC 3339).
+    #[arg(long)]
+    to: Option<String>,
+    /// Only entities in `minLon,minLat,maxLon,maxLat`.
+    #[arg(long)]
+    bbox: Option<String>,
+    /// Only entities whose type starts with this CoT prefix (e.g. `a-h`).
+    #[arg(long = "type")]
+    type_prefix: Option<String>,
+    /// Most entities or track points.
+    #[arg(long, default_value_t = 1_000_000)]
+    limit: usize,
+    /// Write to FILE instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    node: NodeArgs,
 }
 
 #[derive(Args)]
@@ -153,7 +208,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(a) => {
             let cfg = a.node.resolve("http=127.0.0.1:8080")?;
-            node::run(cfg, None)
+            node::run(cfg, node::Mode::Serve)
         }
         Command::Demo(a) => {
             let mut cfg = a.node.resolve("http=127.0.0.1:8080")?;
@@ -163,10 +218,40 @@ fn main() -> anyhow::Result<()> {
             }
             node::run(
                 cfg,
-                Some(node::DemoOptions {
+                node::Mode::Demo(node::DemoOptions {
                     entities: a.entities,
                     seed: a.seed,
                 }),
+            )
+        }
+        Command::Replay(a) => {
+            // Listeners only when asked for: a replay is an import by default.
+            let mut cfg = a.node.resolve("")?;
+            cfg.listen.retain(|l| !l.is_empty());
+            node::run(
+                cfg,
+                node::Mode::Replay(node::ReplayJob {
+                    file: a.file,
+                    format: a.format,
+                    speed: a.speed,
+                    serve: a.serve,
+                }),
+            )
+        }
+        Command::Export(a) => {
+            let cfg = a.node.resolve("")?;
+            export::run(
+                cfg,
+                export::ExportJob {
+                    format: a.format,
+                    track: a.track,
+                    from: a.from,
+                    to: a.to,
+                    bbox: a.bbox,
+                    type_prefix: a.type_prefix,
+                    limit: a.limit,
+                    out: a.out,
+                },
             )
         }
         Command::Bench(a) => rampart_bench::run(&a.name, a.quick, a.json),

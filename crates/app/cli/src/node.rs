@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use rampart_edge_feeds::adapters::{LISTENER_KINDS as FEED_KINDS, Protocol};
+use rampart_edge_feeds::{Batcher, FeedInput, run_tcp_connect, run_tcp_listener, run_udp_listener};
 use rampart_engine::{Engine, Metrics, ReportSink};
 use rampart_history::SegmentLog;
 use rampart_http::AppState;
@@ -44,17 +46,54 @@ async fn shutdown_signal() {
     }
 }
 
-/// Runs a node with `cfg` until a shutdown signal.
-pub fn run(cfg: Config, demo: Option<DemoOptions>) -> anyhow::Result<()> {
+/// A recorded file to replay into the node.
+pub struct ReplayJob {
+    /// The file.
+    pub file: std::path::PathBuf,
+    /// Its protocol.
+    pub format: ReplayFormat,
+    /// Playback speed (1 = original timing, 0 = as fast as possible).
+    pub speed: f64,
+    /// Keep serving after the replay instead of exiting.
+    pub serve: bool,
+}
+
+/// The formats `rampart replay` reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReplayFormat {
+    /// NMEA 0183 GPS sentences.
+    Nmea,
+    /// AIS AIVDM/AIVDO sentences (tag-block `c:` times are honoured).
+    Ais,
+    /// ADS-B SBS-1 BaseStation lines.
+    Sbs,
+    /// ADS-B raw AVR hex lines.
+    Avr,
+    /// Concatenated CoT XML events.
+    Cot,
+}
+
+/// What a node does besides serving.
+pub enum Mode {
+    /// Serve only.
+    Serve,
+    /// Serve with the demo scenario.
+    Demo(DemoOptions),
+    /// Replay a file, then exit (or keep serving).
+    Replay(ReplayJob),
+}
+
+/// Runs a node with `cfg` until a shutdown signal (or the end of a replay).
+pub fn run(cfg: Config, mode: Mode) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("rampart")
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(run_async(cfg, demo))
+    runtime.block_on(run_async(cfg, mode))
 }
 
-async fn run_async(cfg: Config, demo: Option<DemoOptions>) -> anyhow::Result<()> {
+async fn run_async(cfg: Config, mode: Mode) -> anyhow::Result<()> {
     let listeners = cfg.listeners()?;
     std::fs::create_dir_all(&cfg.data)
         .with_context(|| format!("creating data directory {}", cfg.data.display()))?;
@@ -95,23 +134,65 @@ async fn run_async(cfg: Config, demo: Option<DemoOptions>) -> anyhow::Result<()>
                     }
                 }));
             }
-            other => anyhow::bail!("listener kind {other:?} is not available in this build"),
+            kind => {
+                let Some(&(_, protocol, udp)) = FEED_KINDS.iter().find(|k| k.0 == kind) else {
+                    anyhow::bail!("listener kind {kind:?} is not available in this build");
+                };
+                let input = feed_input(&cfg, &engine, kind, protocol);
+                if udp {
+                    let socket = tokio::net::UdpSocket::bind(l.addr)
+                        .await
+                        .with_context(|| format!("binding {kind} listener on {}", l.addr))?;
+                    let bound = socket.local_addr()?;
+                    tracing::info!(kind, addr = %bound, "listening");
+                    println!("rampart: listening {kind} {bound}");
+                    tokio::spawn(run_udp_listener(socket, input));
+                } else {
+                    let listener = tokio::net::TcpListener::bind(l.addr)
+                        .await
+                        .with_context(|| format!("binding {kind} listener on {}", l.addr))?;
+                    let bound = listener.local_addr()?;
+                    tracing::info!(kind, addr = %bound, "listening");
+                    println!("rampart: listening {kind} {bound}");
+                    tokio::spawn(run_tcp_listener(listener, input));
+                }
+            }
         }
     }
+    for up in &cfg.feeds.upstream {
+        let kind = format!("{}-upstream", up.protocol.name());
+        let input = feed_input(&cfg, &engine, &kind, up.protocol);
+        tracing::info!(kind, upstream = %up.addr, "connecting to upstream feed");
+        tokio::spawn(run_tcp_connect(up.addr.clone(), input));
+    }
 
-    let sim = demo.map(|d| {
-        let engine = engine.clone();
-        tokio::spawn(run_scenario(engine, d))
-    });
     if let Some(url) = http_urls.first() {
         println!(
             "rampart: open {url}/ to see the live picture (API: {url}/api/v1/entities, stream: {url}/api/v1/stream, metrics: {url}/metrics)"
         );
     }
-
-    shutdown_signal().await;
+    let mut sim = None;
+    match mode {
+        Mode::Serve => shutdown_signal().await,
+        Mode::Demo(d) => {
+            sim = Some(tokio::spawn(run_scenario(engine.clone(), d)));
+            shutdown_signal().await;
+        }
+        Mode::Replay(job) => {
+            let serve = job.serve;
+            tokio::select! {
+                done = run_replay(&cfg, &engine, job) => {
+                    done?;
+                    if serve {
+                        shutdown_signal().await;
+                    }
+                }
+                _ = shutdown_signal() => {}
+            }
+        }
+    }
     tracing::info!("shutting down");
-    if let Some(s) = sim {
+    if let Some(s) = sim.take() {
         s.abort();
     }
     let _ = stop_tx.send(true);
@@ -120,6 +201,75 @@ async fn run_async(cfg: Config, demo: Option<DemoOptions>) -> anyhow::Result<()>
     }
     Ok(())
 }
+
+/// Replays `job` into the engine and waits until every report is durable.
+async fn run_replay(cfg: &Config, engine: &Arc<Engine>, job: ReplayJob) -> anyhow::Result<()> {
+    use rampart_edge_feeds::{FeedDecoder, Peer, ReplayOptions, replay_file};
+    let kind = format!("{}-replay", format!("{:?}", job.format).to_lowercase());
+    let sink: Arc<dyn ReportSink> = engine.clone();
+    let (batcher, handle) = Batcher::new(sink, FEED_QUEUE_CHUNKS, FEED_BATCH_REPORTS);
+    let drained = tokio::spawn(batcher.run());
+    let factory: rampart_edge_feeds::DecoderFactory = match job.format {
+        ReplayFormat::Nmea => cfg.feeds.protocols.factory(Protocol::Nmea),
+        ReplayFormat::Ais => cfg.feeds.protocols.factory(Protocol::Ais),
+        ReplayFormat::Sbs => cfg.feeds.protocols.factory(Protocol::Sbs),
+        ReplayFormat::Avr => cfg.feeds.protocols.factory(Protocol::Avr),
+        ReplayFormat::Cot => Arc::new(|_: &Peer| {
+            Box::new(rampart_edge_feeds::adapters::cot::CotFileDecoder::default())
+                as Box<dyn FeedDecoder>
+        }),
+    };
+    let input = FeedInput {
+        kind: kind.clone(),
+        factory,
+        batcher: handle,
+        metrics: engine.metrics().clone(),
+        cfg: cfg.feeds.limits.clone(),
+    };
+    let started = std::time::Instant::now();
+    let stats = replay_file(
+        &job.file,
+        &input,
+        ReplayOptions {
+            speed: job.speed,
+            ..ReplayOptions::default()
+        },
+    )
+    .await
+    .with_context(|| format!("replaying {}", job.file.display()))?;
+    drop(input);
+    drained.await.context("replay batcher failed")?;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "rampart: replayed {} ({} bytes): {} reports stored in {:.2} s ({:.0} reports/s)",
+        job.file.display(),
+        stats.bytes,
+        stats.reports,
+        secs,
+        stats.reports as f64 / secs.max(1e-9),
+    );
+    engine.refresh_gauges();
+    Ok(())
+}
+
+/// Builds a feed input of `kind` for `protocol`, with its own batcher task.
+pub fn feed_input(cfg: &Config, engine: &Arc<Engine>, kind: &str, protocol: Protocol) -> FeedInput {
+    let sink: Arc<dyn ReportSink> = engine.clone();
+    let (batcher, handle) = Batcher::new(sink, FEED_QUEUE_CHUNKS, FEED_BATCH_REPORTS);
+    tokio::spawn(batcher.run());
+    FeedInput {
+        kind: kind.to_string(),
+        factory: cfg.feeds.protocols.factory(protocol),
+        batcher: handle,
+        metrics: engine.metrics().clone(),
+        cfg: cfg.feeds.limits.clone(),
+    }
+}
+
+/// Decoded chunks a feed input may queue before its sources wait (TCP) or drop (UDP).
+const FEED_QUEUE_CHUNKS: usize = 256;
+/// Most reports per engine batch from one feed input.
+const FEED_BATCH_REPORTS: usize = 8192;
 
 /// Feeds the scenario into the engine four times a second.
 async fn run_scenario(engine: Arc<Engine>, d: DemoOptions) {

@@ -7,12 +7,14 @@
 //! - `decoder`: the [`FeedDecoder`] trait that each codec adapter implements;
 //! - `batcher`: groups decoded reports into engine batches, so a feed of single sentences
 //!   still rides one group commit per batch;
+//! - `adapters`: each codec's state machine behind [`FeedDecoder`];
 //! - `input`: UDP listen, TCP listen and TCP connect (with reconnect and backoff);
 //! - `replay`: a recorded file, at its original pace, faster, or as fast as possible.
 //!
 //! Every decoder instance is per source (per UDP peer, per TCP connection), because NMEA
 //! epochs, AIS fragments and ADS-B CPR pairs are stateful per sender.
 
+pub mod adapters;
 mod batcher;
 mod decoder;
 mod input;

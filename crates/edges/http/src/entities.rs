@@ -6,15 +6,16 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use rampart_codec_json::{EntityFeature, write_entity_collection, write_track_collection};
+use rampart_codec_json::EntityFeature;
 use rampart_history::TrackQuery;
 use rampart_model::{Entity, Timestamp};
 use rampart_picture::{BBox, Near};
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::formats::{self, Format};
 
 /// Query parameters of `GET /api/v1/entities`.
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -37,6 +38,8 @@ pub(crate) struct EntitiesParams {
     stale: Option<String>,
     /// Most features returned.
     limit: Option<String>,
+    /// `geojson` (default), `kml`, `csv` or `cot`; otherwise chosen by the `Accept` header.
+    format: Option<String>,
 }
 
 /// Query parameters of `GET /api/v1/entities/{uid}/track`.
@@ -50,6 +53,8 @@ pub(crate) struct TrackParams {
     to: Option<String>,
     /// Most points returned (the newest ones, oldest first).
     limit: Option<String>,
+    /// `geojson` (default), `gpx`, `kml` or `csv`; otherwise chosen by the `Accept` header.
+    format: Option<String>,
 }
 
 fn floats<const N: usize>(
@@ -127,15 +132,17 @@ fn query_rejection(e: QueryRejection) -> ApiError {
     tag = "entities",
     params(EntitiesParams),
     responses(
-        (status = 200, description = "A GeoJSON FeatureCollection of entities", content_type = "application/geo+json", body = crate::openapi::FeatureCollectionDoc),
+        (status = 200, description = "A GeoJSON FeatureCollection of entities (or KML, CSV, CoT XML by `format`/`Accept`)", content_type = "application/geo+json", body = crate::openapi::FeatureCollectionDoc),
         (status = 400, description = "A parameter is invalid", body = crate::openapi::ErrorDoc),
     )
 )]
 pub(crate) async fn list(
     State(st): State<AppState>,
+    headers: HeaderMap,
     params: Result<Query<EntitiesParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(p) = params.map_err(query_rejection)?;
+    let format = Format::choose(p.format.as_deref(), &headers, formats::ENTITY_FORMATS)?;
     let limit = parse_limit(
         p.limit.as_deref(),
         st.cfg.default_query_limit,
@@ -189,9 +196,7 @@ pub(crate) async fn list(
             None => picture.query(&q).into_iter().cloned().collect(),
         }
     };
-    let mut out = Vec::with_capacity(entities.len() * 512 + 64);
-    write_entity_collection(&entities, &mut out);
-    Ok(geojson(out))
+    Ok(formats::entities(format, &entities))
 }
 
 /// One entity of the live picture.
@@ -228,7 +233,7 @@ pub(crate) async fn one(
     tag = "entities",
     params(("uid" = String, Path, description = "The entity's uid"), TrackParams),
     responses(
-        (status = 200, description = "A GeoJSON FeatureCollection of Point features, oldest first", content_type = "application/geo+json", body = crate::openapi::FeatureCollectionDoc),
+        (status = 200, description = "A GeoJSON FeatureCollection of Point features, oldest first (or GPX, KML, CSV by `format`/`Accept`)", content_type = "application/geo+json", body = crate::openapi::FeatureCollectionDoc),
         (status = 400, description = "A parameter is invalid", body = crate::openapi::ErrorDoc),
         (status = 503, description = "The history store could not be read", body = crate::openapi::ErrorDoc),
     )
@@ -236,9 +241,11 @@ pub(crate) async fn one(
 pub(crate) async fn track(
     State(st): State<AppState>,
     Path(uid): Path<String>,
+    headers: HeaderMap,
     params: Result<Query<TrackParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(p) = params.map_err(query_rejection)?;
+    let format = Format::choose(p.format.as_deref(), &headers, formats::TRACK_FORMATS)?;
     let from = parse_time("from", p.from.as_deref())?.unwrap_or(Timestamp(i64::MIN));
     let to = parse_time("to", p.to.as_deref())?.unwrap_or(Timestamp(i64::MAX));
     if from > to {
@@ -260,7 +267,5 @@ pub(crate) async fn track(
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-    let mut out = Vec::with_capacity(points.len() * 400 + 64);
-    write_track_collection(&uid, &points, &mut out);
-    Ok(geojson(out))
+    Ok(formats::track(format, &uid, &points))
 }

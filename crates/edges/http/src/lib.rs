@@ -12,6 +12,7 @@
 
 mod entities;
 mod error;
+pub mod formats;
 mod listener;
 mod openapi;
 mod ops;

@@ -1,0 +1,392 @@
+//! [`CotEvent`] ⇄ the model: events from TAK clients become [`Report`]s for the engine, and
+//! entities from any source (HTTP, MQTT, NMEA …) become CoT events for TAK clients.
+//!
+//! Useful detail travels as report attributes under the names below (the `attr` module). A
+//! TAK event must never be refused for an overlong or odd detail text, so texts are cleaned
+//! (control characters become spaces) and truncated to the model's [`Limits`], and values
+//! out of the model's ranges are omitted. Only what the model cannot do without (uid, type,
+//! position, times) can make [`CotEvent::to_report`] fail.
+
+use rampart_model::{
+    AttrValue, Attributes, Defaults, Entity, FieldError, Limits, Report, Text, Timestamp,
+};
+
+use crate::event::{
+    Contact, CotEvent, Detail, Group, Point, PrecisionLocation, Remarks, Status, Takv, Track,
+    UNKNOWN_VALUE, UidDetail, is_unknown_value,
+};
+
+/// Report attribute names used for CoT detail, in the order they are filled (so when a
+/// configured `max_attributes` is small, the first ones win).
+pub mod attr {
+    /// `status@battery`, number (percent).
+    pub const BATTERY: &str = "battery";
+    /// `__group@name` (team), text.
+    pub const GROUP_NAME: &str = "group.name";
+    /// `__group@role`, text.
+    pub const GROUP_ROLE: &str = "group.role";
+    /// `contact@endpoint`, text.
+    pub const CONTACT_ENDPOINT: &str = "contact.endpoint";
+    /// `contact@phone`, text.
+    pub const CONTACT_PHONE: &str = "contact.phone";
+    /// `takv@platform`, text.
+    pub const TAKV_PLATFORM: &str = "takv.platform";
+    /// `takv@version`, text.
+    pub const TAKV_VERSION: &str = "takv.version";
+    /// `takv@device`, text.
+    pub const TAKV_DEVICE: &str = "takv.device";
+    /// `takv@os`, text.
+    pub const TAKV_OS: &str = "takv.os";
+    /// `precisionlocation@geopointsrc`, text.
+    pub const GEOPOINTSRC: &str = "precisionlocation.geopointsrc";
+    /// `precisionlocation@altsrc`, text.
+    pub const ALTSRC: &str = "precisionlocation.altsrc";
+    /// `uid@Droid`, text.
+    pub const DROID: &str = "uid.droid";
+    /// `remarks` text, truncated to the text limit.
+    pub const REMARKS: &str = "remarks";
+    /// `emergency@type`, text.
+    pub const EMERGENCY_TYPE: &str = "emergency.type";
+    /// `emergency@cancel`, text (`true` when cancelled).
+    pub const EMERGENCY_CANCEL: &str = "emergency.cancel";
+    /// `__chat@chatroom`, text.
+    pub const CHAT_ROOM: &str = "chat.chatroom";
+    /// `__chat@senderCallsign`, text.
+    pub const CHAT_SENDER: &str = "chat.sender_callsign";
+    /// `__chat@id`, text.
+    pub const CHAT_ID: &str = "chat.id";
+    /// `__chat@messageId`, text.
+    pub const CHAT_MESSAGE_ID: &str = "chat.message_id";
+    /// Uid of the first `link` with relation `p-p` (who produced a marker or message), text.
+    pub const LINK_PARENT_UID: &str = "link.parent_uid";
+    /// `parent_callsign` of that link, text.
+    pub const LINK_PARENT_CALLSIGN: &str = "link.parent_callsign";
+    /// `event@access`, text.
+    pub const ACCESS: &str = "access";
+    /// `event@qos`, text.
+    pub const QOS: &str = "qos";
+    /// `event@opex`, text.
+    pub const OPEX: &str = "opex";
+    /// `event@caveat`, text.
+    pub const CAVEAT: &str = "caveat";
+    /// `event@releasableTo`, text.
+    pub const RELEASABLE_TO: &str = "releasable_to";
+}
+
+/// `s` with control characters replaced by spaces and cut to at most `max` bytes on a
+/// character boundary; `None` when nothing is left.
+fn fit(s: &str, max: usize) -> Option<Text> {
+    let mut out = Text::default();
+    for c in s.chars() {
+        let c = if c.is_control() { ' ' } else { c };
+        if out.len() + c.len_utf8() > max {
+            break;
+        }
+        out.push(c);
+    }
+    if out.trim().is_empty() {
+        None
+    } else {
+        Some(out)
+    }
+}
+
+fn within(v: f64, lo: f64, hi: f64) -> Option<f64> {
+    (v.is_finite() && (lo..=hi).contains(&v)).then_some(v)
+}
+
+struct AttrSink<'l> {
+    attrs: Attributes,
+    limits: &'l Limits,
+}
+
+impl AttrSink<'_> {
+    fn full(&self) -> bool {
+        self.attrs.len() >= self.limits.max_attributes
+    }
+    fn text(&mut self, key: &str, value: Option<&str>) {
+        if self.full() {
+            return;
+        }
+        if let Some(v) = value.and_then(|v| fit(v, self.limits.max_attribute_text_len)) {
+            self.attrs.insert(Text::from(key), AttrValue::Text(v));
+        }
+    }
+    fn num(&mut self, key: &str, value: Option<f64>) {
+        if let Some(v) = value.filter(|v| v.is_finite())
+            && !self.full()
+        {
+            self.attrs.insert(Text::from(key), AttrValue::Num(v));
+        }
+    }
+}
+
+impl CotEvent {
+    /// The report this event states, under the default [`Limits`].
+    pub fn to_report(&self) -> Result<Report, FieldError> {
+        self.to_report_with(&Limits::default())
+    }
+
+    /// The report this event states, fitted to and validated against `limits`. `label`, `id`
+    /// and `provenance` are left for the receiving edge to set.
+    pub fn to_report_with(&self, limits: &Limits) -> Result<Report, FieldError> {
+        let p = &self.point;
+        let d = &self.detail;
+        let known = |v: f64| (!is_unknown_value(v)).then_some(v);
+        let mut r = Report::new(&self.uid, p.lat, p.lon, self.time);
+        r.cot_type = Some(self.cot_type.clone());
+        r.callsign = self
+            .callsign()
+            .and_then(|c| fit(c, limits.max_callsign_len));
+        r.hae = known(p.hae).and_then(|v| within(v, -12_000.0, 1.0e9));
+        r.ce = known(p.ce).and_then(|v| within(v, 0.0, 1.0e9));
+        r.le = known(p.le).and_then(|v| within(v, 0.0, 1.0e9));
+        if let Some(t) = &d.track {
+            // Some senders write -90 for 270; fold into [0, 360).
+            r.course = t
+                .course
+                .filter(|c| c.is_finite())
+                .map(|c| c.rem_euclid(360.0));
+            r.speed = t.speed.and_then(|s| within(s, 0.0, 1.0e6));
+        }
+        // Truncating a `how` would change its meaning: omit an overlong one instead.
+        r.how = self
+            .how
+            .as_ref()
+            .filter(|h| h.len() <= limits.max_how_len && !h.chars().any(char::is_control))
+            .cloned();
+        r.start = self.start;
+        // A stale before time is a broken sender: the event is stale on arrival.
+        r.stale = Some(self.stale.max(self.time));
+
+        let mut a = AttrSink {
+            attrs: Attributes::new(),
+            limits,
+        };
+        a.num(
+            attr::BATTERY,
+            d.status.as_ref().and_then(|s| s.battery).map(f64::from),
+        );
+        if let Some(g) = &d.group {
+            a.text(attr::GROUP_NAME, g.name.as_deref());
+            a.text(attr::GROUP_ROLE, g.role.as_deref());
+        }
+        if let Some(c) = &d.contact {
+            a.text(attr::CONTACT_ENDPOINT, c.endpoint.as_deref());
+            a.text(attr::CONTACT_PHONE, c.extra.get("phone"));
+        }
+        if let Some(t) = &d.takv {
+            a.text(attr::TAKV_PLATFORM, t.platform.as_deref());
+            a.text(attr::TAKV_VERSION, t.version.as_deref());
+            a.text(attr::TAKV_DEVICE, t.device.as_deref());
+            a.text(attr::TAKV_OS, t.os.as_deref());
+        }
+        if let Some(pl) = &d.precision_location {
+            a.text(attr::GEOPOINTSRC, pl.geopointsrc.as_deref());
+            a.text(attr::ALTSRC, pl.altsrc.as_deref());
+        }
+        a.text(attr::DROID, d.uid.as_ref().and_then(|u| u.droid.as_deref()));
+        a.text(attr::REMARKS, d.remarks.as_ref().map(|r| r.text.as_str()));
+        if let Some(e) = &d.emergency {
+            a.text(attr::EMERGENCY_TYPE, e.emergency_type.as_deref());
+            a.text(attr::EMERGENCY_CANCEL, e.cancel.as_deref());
+        }
+        if let Some(c) = &d.chat {
+            a.text(attr::CHAT_ROOM, c.chatroom.as_deref());
+            a.text(attr::CHAT_SENDER, c.sender_callsign.as_deref());
+            a.text(attr::CHAT_ID, c.id.as_deref());
+            a.text(attr::CHAT_MESSAGE_ID, c.message_id.as_deref());
+        }
+        if let Some(l) = d
+            .links
+            .iter()
+            .find(|l| l.relation.as_deref() == Some("p-p"))
+        {
+            a.text(attr::LINK_PARENT_UID, l.uid.as_deref());
+            a.text(attr::LINK_PARENT_CALLSIGN, l.parent_callsign.as_deref());
+        }
+        a.text(attr::ACCESS, self.access.as_deref());
+        a.text(attr::QOS, self.qos.as_deref());
+        a.text(attr::OPEX, self.opex.as_deref());
+        a.text(attr::CAVEAT, self.caveat.as_deref());
+        a.text(attr::RELEASABLE_TO, self.releasable_to.as_deref());
+        r.attributes = a.attrs;
+
+        limits.validate(&r)?;
+        Ok(r)
+    }
+
+    /// The CoT event for a report, with the default [`Defaults`] for what it left out.
+    pub fn from_report(r: &Report) -> CotEvent {
+        Self::from_report_with(r, &Defaults::default())
+    }
+
+    /// The CoT event for a report; `defaults` fill in type, `how` and stale.
+    pub fn from_report_with(r: &Report, defaults: &Defaults) -> CotEvent {
+        build(Fields {
+            uid: &r.uid,
+            cot_type: r.cot_type.as_deref().unwrap_or(&defaults.cot_type),
+            how: r.how.as_deref().unwrap_or(&defaults.how),
+            callsign: r.callsign.as_deref(),
+            time: r.time,
+            start: r.start_or_default(),
+            stale: r.stale_or_default(defaults),
+            lat: r.lat,
+            lon: r.lon,
+            hae: r.hae,
+            ce: r.ce,
+            le: r.le,
+            course: r.course,
+            speed: r.speed,
+            attributes: Some(&r.attributes),
+        })
+    }
+
+    /// The CoT event for an entity of the live picture, so TAK clients see entities from
+    /// every source.
+    pub fn from_entity(e: &Entity) -> CotEvent {
+        build(Fields {
+            uid: &e.uid,
+            cot_type: &e.cot_type,
+            how: &e.how,
+            callsign: e.callsign.as_deref(),
+            time: e.time,
+            start: e.start,
+            stale: e.stale,
+            lat: e.lat,
+            lon: e.lon,
+            hae: e.hae,
+            ce: e.ce,
+            le: e.le,
+            course: e.course,
+            speed: e.speed,
+            attributes: e.attributes.as_deref(),
+        })
+    }
+}
+
+struct Fields<'a> {
+    uid: &'a str,
+    cot_type: &'a str,
+    how: &'a str,
+    callsign: Option<&'a str>,
+    time: Timestamp,
+    start: Timestamp,
+    stale: Timestamp,
+    lat: f64,
+    lon: f64,
+    hae: Option<f64>,
+    ce: Option<f64>,
+    le: Option<f64>,
+    course: Option<f64>,
+    speed: Option<f64>,
+    attributes: Option<&'a Attributes>,
+}
+
+fn build(f: Fields<'_>) -> CotEvent {
+    let empty = Attributes::new();
+    let attrs = f.attributes.unwrap_or(&empty);
+    let text = |k: &str| match attrs.get(k) {
+        Some(AttrValue::Text(t)) if !t.is_empty() => Some(t.clone()),
+        _ => None,
+    };
+    let mut ev = CotEvent::new(f.uid, f.cot_type, f.time, f.stale);
+    ev.start = Some(f.start);
+    ev.how = (!f.how.is_empty()).then(|| Text::from(f.how));
+    ev.point = Point {
+        lat: f.lat,
+        lon: f.lon,
+        hae: f.hae.unwrap_or(UNKNOWN_VALUE),
+        ce: f.ce.unwrap_or(UNKNOWN_VALUE),
+        le: f.le.unwrap_or(UNKNOWN_VALUE),
+        extra_attrs: Vec::new(),
+    };
+    ev.access = text(attr::ACCESS);
+    ev.qos = text(attr::QOS);
+    ev.opex = text(attr::OPEX);
+    ev.caveat = text(attr::CAVEAT);
+    ev.releasable_to = text(attr::RELEASABLE_TO);
+    let mut d = Detail::default();
+    let endpoint = text(attr::CONTACT_ENDPOINT);
+    let phone = text(attr::CONTACT_PHONE);
+    if f.callsign.is_some() || endpoint.is_some() || phone.is_some() {
+        let mut c = Contact {
+            callsign: f.callsign.map(Text::from),
+            endpoint,
+            extra: Default::default(),
+        };
+        if let Some(p) = phone {
+            c.extra.attrs.push(crate::Attr::new("phone", &p));
+        }
+        d.contact = Some(c);
+    }
+    let (name, role) = (text(attr::GROUP_NAME), text(attr::GROUP_ROLE));
+    if name.is_some() || role.is_some() {
+        d.group = Some(Group {
+            name,
+            role,
+            extra: Default::default(),
+        });
+    }
+    let takv = Takv {
+        device: text(attr::TAKV_DEVICE),
+        platform: text(attr::TAKV_PLATFORM),
+        os: text(attr::TAKV_OS),
+        version: text(attr::TAKV_VERSION),
+        extra: Default::default(),
+    };
+    if takv != Takv::default() {
+        d.takv = Some(takv);
+    }
+    if let Some(AttrValue::Num(b)) = attrs.get(attr::BATTERY)
+        && b.is_finite()
+        && *b >= 0.0
+    {
+        d.status = Some(Status {
+            // Saturating float-to-int conversion: 150.4 → 150, 1e12 → u32::MAX.
+            battery: Some(b.round() as u32),
+            extra: Default::default(),
+        });
+    }
+    if f.course.is_some() || f.speed.is_some() {
+        d.track = Some(Track {
+            course: f.course,
+            speed: f.speed,
+            extra: Default::default(),
+        });
+    }
+    let (gp, alt) = (text(attr::GEOPOINTSRC), text(attr::ALTSRC));
+    if gp.is_some() || alt.is_some() {
+        d.precision_location = Some(PrecisionLocation {
+            geopointsrc: gp,
+            altsrc: alt,
+            extra: Default::default(),
+        });
+    }
+    if let Some(droid) = text(attr::DROID) {
+        d.uid = Some(UidDetail {
+            droid: Some(droid),
+            extra: Default::default(),
+        });
+    }
+    if let Some(t) = text(attr::REMARKS) {
+        d.remarks = Some(Remarks {
+            text: t.to_string(),
+            ..Default::default()
+        });
+    }
+    ev.detail = d;
+    ev
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_cleans_and_truncates_on_char_boundaries() {
+        assert_eq!(fit("a\u{1}b", 10).as_deref(), Some("a b"));
+        assert_eq!(fit("ééé", 5).as_deref(), Some("éé"));
+        assert_eq!(fit("\n\t", 5), None);
+    }
+}

@@ -1,0 +1,2 @@
+//! rampart-edge-cot (being written)
+pub mod router;

@@ -1,0 +1,396 @@
+//! TAK-style routing: every client receives the events of the others, never its own, within
+//! the channels they share; a late joiner first receives the latest non-stale event of every
+//! entity it may see.
+//!
+//! Each event is encoded once per wire format into a shared [`CotFrame`]; delivering it to a
+//! client is pushing an `Arc` onto that client's queue and waking its connection task. A
+//! queue is bounded in bytes: a client that cannot keep up is disconnected with a log line and
+//! a metric, never silently skipped, so nothing is dropped for clients that keep up.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use rampart_model::Timestamp;
+use tokio::sync::Notify;
+
+/// Identifies a connected client.
+pub type ClientId = u64;
+
+/// The wire format a client reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Format {
+    /// Streaming CoT XML.
+    Xml = 0,
+    /// TAK protocol v1, stream framing.
+    Proto = 1,
+}
+
+/// One event, encoded for every wire format, shared by every queue it is on.
+#[derive(Debug)]
+pub struct CotFrame {
+    /// The event's uid.
+    pub uid: Arc<str>,
+    /// The event's type (control events are never cached for late joiners).
+    pub cot_type: Arc<str>,
+    /// When the event goes stale (late joiners only get non-stale events).
+    pub stale: Timestamp,
+    /// The sender, which must not get its own event back; `None` for events from other sources.
+    pub origin: Option<ClientId>,
+    /// The channels the event may be delivered in; empty means every channel.
+    pub channels: Arc<[Arc<str>]>,
+    /// When set, only clients with one of these callsigns receive it (TAK `marti/dest`).
+    pub dest_callsigns: Option<Arc<[String]>>,
+    /// The event as XML (no declaration), as streaming clients read it.
+    pub xml: Bytes,
+    /// The event as a stream-framed TAK protocol v1 message.
+    pub proto: Bytes,
+}
+
+impl CotFrame {
+    fn bytes(&self, f: Format) -> &Bytes {
+        match f {
+            Format::Xml => &self.xml,
+            Format::Proto => &self.proto,
+        }
+    }
+}
+
+/// Why a client was cut off by the router.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cutoff {
+    /// Its queue exceeded the byte bound: it cannot keep up.
+    Overflow,
+}
+
+/// A connected client's routing state, shared between the router and its connection task.
+#[derive(Debug)]
+pub struct ClientHandle {
+    /// The client's id.
+    pub id: ClientId,
+    /// The channels the client belongs to; it receives events of any of them.
+    pub channels: Arc<[Arc<str>]>,
+    format: AtomicU8,
+    callsign: Mutex<Option<String>>,
+    queue: Mutex<ClientQueue>,
+    /// Woken when the queue gains frames or the client is cut off.
+    pub notify: Notify,
+    cut: AtomicBool,
+    max_queue_bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct ClientQueue {
+    frames: VecDeque<Arc<CotFrame>>,
+    bytes: usize,
+}
+
+impl ClientHandle {
+    /// The format the client reads now.
+    pub fn format(&self) -> Format {
+        if self.format.load(Ordering::Relaxed) == Format::Proto as u8 {
+            Format::Proto
+        } else {
+            Format::Xml
+        }
+    }
+
+    /// Switches the client's format (after protocol negotiation).
+    pub fn set_format(&self, f: Format) {
+        self.format.store(f as u8, Ordering::Relaxed);
+    }
+
+    /// Records the callsign the client announced, for directed messages.
+    pub fn set_callsign(&self, callsign: &str) {
+        let mut c = self.callsign.lock();
+        if c.as_deref() != Some(callsign) {
+            *c = Some(callsign.to_string());
+        }
+    }
+
+    /// True once the router has cut the client off.
+    pub fn is_cut(&self) -> bool {
+        self.cut.load(Ordering::Relaxed)
+    }
+
+    /// Takes every queued frame's bytes (in the client's current format) into `out`.
+    /// Returns the number of frames.
+    pub fn drain_into(&self, out: &mut Vec<u8>) -> usize {
+        let format = self.format();
+        let mut q = self.queue.lock();
+        let n = q.frames.len();
+        for f in q.frames.drain(..) {
+            out.extend_from_slice(f.bytes(format));
+        }
+        q.bytes = 0;
+        n
+    }
+
+    /// Queues `frame`; false (and the client is cut off) when the byte bound is exceeded.
+    fn push(&self, frame: Arc<CotFrame>) -> bool {
+        if self.is_cut() {
+            return true;
+        }
+        let len = frame.bytes(self.format()).len();
+        let mut q = self.queue.lock();
+        if q.bytes + len > self.max_queue_bytes {
+            q.frames.clear();
+            q.bytes = 0;
+            drop(q);
+            self.cut.store(true, Ordering::Relaxed);
+            self.notify.notify_one();
+            return false;
+        }
+        let was_empty = q.frames.is_empty();
+        q.bytes += len;
+        q.frames.push_back(frame);
+        drop(q);
+        if was_empty {
+            self.notify.notify_one();
+        }
+        true
+    }
+
+    fn wants(&self, frame: &CotFrame) -> bool {
+        if frame.origin == Some(self.id) {
+            return false;
+        }
+        let shares_channel = frame.channels.is_empty()
+            || self.channels.is_empty()
+            || frame.channels.iter().any(|c| self.channels.contains(c));
+        if !shares_channel {
+            return false;
+        }
+        match &frame.dest_callsigns {
+            None => true,
+            Some(dest) => self
+                .callsign
+                .lock()
+                .as_deref()
+                .is_some_and(|c| dest.iter().any(|d| d == c)),
+        }
+    }
+}
+
+/// Router counters.
+#[derive(Debug, Default)]
+pub struct RouterStats {
+    /// Frames written into client queues.
+    pub deliveries: AtomicU64,
+    /// Clients cut off for not keeping up.
+    pub overflow_cutoffs: AtomicU64,
+}
+
+/// The registry of connected clients and the late-joiner cache.
+#[derive(Debug)]
+pub struct Router {
+    clients: RwLock<HashMap<ClientId, Arc<ClientHandle>>>,
+    latest: Mutex<HashMap<Arc<str>, Arc<CotFrame>>>,
+    next_id: AtomicU64,
+    max_queue_bytes: usize,
+    max_cached: usize,
+    /// Counters.
+    pub stats: RouterStats,
+}
+
+impl Router {
+    /// A router whose client queues hold at most `max_queue_bytes`, caching the latest event
+    /// of at most `max_cached` entities for late joiners.
+    pub fn new(max_queue_bytes: usize, max_cached: usize) -> Self {
+        Router {
+            clients: RwLock::new(HashMap::new()),
+            latest: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            max_queue_bytes: max_queue_bytes.max(1024),
+            max_cached,
+            stats: RouterStats::default(),
+        }
+    }
+
+    /// Registers a client in `channels` and queues the current picture for it: the latest
+    /// non-stale event of every entity it may see.
+    pub fn join(&self, channels: Arc<[Arc<str>]>, now: Timestamp) -> Arc<ClientHandle> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let client = Arc::new(ClientHandle {
+            id,
+            channels,
+            format: AtomicU8::new(Format::Xml as u8),
+            callsign: Mutex::new(None),
+            queue: Mutex::new(ClientQueue::default()),
+            notify: Notify::new(),
+            cut: AtomicBool::new(false),
+            max_queue_bytes: self.max_queue_bytes,
+        });
+        // Register first, then snapshot: an event published in between may arrive twice,
+        // which TAK clients handle (same uid, same time), but none is missed.
+        self.clients.write().insert(id, client.clone());
+        let snapshot: Vec<Arc<CotFrame>> = self
+            .latest
+            .lock()
+            .values()
+            .filter(|f| f.stale > now)
+            .cloned()
+            .collect();
+        for f in snapshot {
+            if client.wants(&f) && !client.push(f) {
+                break;
+            }
+        }
+        client
+    }
+
+    /// Removes a client.
+    pub fn leave(&self, id: ClientId) {
+        self.clients.write().remove(&id);
+    }
+
+    /// Connected clients.
+    pub fn len(&self) -> usize {
+        self.clients.read().len()
+    }
+
+    /// True when no client is connected.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Delivers `frame` to every client that may see it, and remembers it for late joiners
+    /// when `cache` is set. Returns the clients cut off for overflowing.
+    pub fn publish(&self, frame: Arc<CotFrame>, cache: bool) -> Vec<ClientId> {
+        if cache {
+            let mut latest = self.latest.lock();
+            if latest.len() < self.max_cached || latest.contains_key(&frame.uid) {
+                latest.insert(frame.uid.clone(), frame.clone());
+            }
+        }
+        let mut cut = Vec::new();
+        let mut delivered = 0u64;
+        for c in self.clients.read().values() {
+            if c.wants(&frame) {
+                if c.push(frame.clone()) {
+                    delivered += 1;
+                } else {
+                    cut.push(c.id);
+                }
+            }
+        }
+        self.stats
+            .deliveries
+            .fetch_add(delivered, Ordering::Relaxed);
+        if !cut.is_empty() {
+            self.stats
+                .overflow_cutoffs
+                .fetch_add(cut.len() as u64, Ordering::Relaxed);
+        }
+        cut
+    }
+
+    /// Drops cached events that are stale at `now`. Returns how many were dropped.
+    pub fn prune(&self, now: Timestamp) -> usize {
+        let mut latest = self.latest.lock();
+        let before = latest.len();
+        latest.retain(|_, f| f.stale > now);
+        before - latest.len()
+    }
+
+    /// Entities cached for late joiners.
+    pub fn cached(&self) -> usize {
+        self.latest.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chans(names: &[&str]) -> Arc<[Arc<str>]> {
+        names.iter().map(|n| Arc::<str>::from(*n)).collect()
+    }
+
+    fn frame(uid: &str, origin: Option<ClientId>, channels: &[&str], stale: i64) -> Arc<CotFrame> {
+        Arc::new(CotFrame {
+            uid: uid.into(),
+            cot_type: "a-f-G".into(),
+            stale: Timestamp(stale),
+            origin,
+            channels: chans(channels),
+            dest_callsigns: None,
+            xml: Bytes::from(format!("<event uid='{uid}'/>")),
+            proto: Bytes::from_static(b"\xbf\x01\x00"),
+        })
+    }
+
+    fn drained(c: &ClientHandle) -> String {
+        let mut out = Vec::new();
+        c.drain_into(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn no_echo_channels_and_late_joiners() {
+        let r = Router::new(1 << 20, 100);
+        let a = r.join(chans(&["blue"]), Timestamp(0));
+        let b = r.join(chans(&["blue"]), Timestamp(0));
+        let c = r.join(chans(&["red"]), Timestamp(0));
+        r.publish(frame("a-sa", Some(a.id), &["blue"], 1000), true);
+        assert_eq!(drained(&a), "");
+        assert_eq!(drained(&b), "<event uid='a-sa'/>");
+        assert_eq!(drained(&c), "");
+        // Events from other sources (no channel) go to everyone.
+        r.publish(frame("http-1", None, &[], 1000), true);
+        assert!(drained(&c).contains("http-1"));
+        // A late joiner gets the current, non-stale picture of its channels.
+        r.publish(frame("old", Some(b.id), &["blue"], 10), true);
+        let d = r.join(chans(&["blue"]), Timestamp(500));
+        let got = drained(&d);
+        assert!(
+            got.contains("a-sa") && got.contains("http-1") && !got.contains("old"),
+            "{got}"
+        );
+        assert_eq!(r.prune(Timestamp(500)), 1);
+    }
+
+    #[test]
+    fn slow_clients_are_cut_off_not_skipped() {
+        let r = Router::new(1024, 100);
+        let fast = r.join(chans(&[]), Timestamp(0));
+        let slow = r.join(chans(&[]), Timestamp(0));
+        let mut cut = Vec::new();
+        for i in 0..200 {
+            cut.extend(r.publish(frame(&format!("e{i}"), None, &[], 1000), false));
+            drained(&fast);
+        }
+        assert_eq!(cut, vec![slow.id]);
+        assert!(slow.is_cut());
+        assert!(!fast.is_cut());
+        assert_eq!(r.stats.overflow_cutoffs.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn directed_messages_reach_only_their_callsigns() {
+        let r = Router::new(1 << 20, 100);
+        let alice = r.join(chans(&[]), Timestamp(0));
+        alice.set_callsign("ALICE");
+        let bob = r.join(chans(&[]), Timestamp(0));
+        bob.set_callsign("BOB");
+        let mut f = frame("chat", None, &[], 1000);
+        Arc::get_mut(&mut f).unwrap().dest_callsigns = Some(Arc::from(vec!["BOB".to_string()]));
+        r.publish(f, false);
+        assert_eq!(drained(&alice), "");
+        assert!(drained(&bob).contains("chat"));
+    }
+
+    #[test]
+    fn format_switch_changes_the_bytes() {
+        let r = Router::new(1 << 20, 100);
+        let a = r.join(chans(&[]), Timestamp(0));
+        a.set_format(Format::Proto);
+        r.publish(frame("x", None, &[], 1000), false);
+        let mut out = Vec::new();
+        a.drain_into(&mut out);
+        assert_eq!(out, b"\xbf\x01\x00");
+    }
+}
