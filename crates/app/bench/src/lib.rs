@@ -9,6 +9,7 @@ pub mod history;
 pub mod http;
 pub mod picture;
 pub mod store_compare;
+pub mod tak;
 pub mod util;
 
 /// Named results of one benchmark run, printed one per line as `name: value unit`.
@@ -46,7 +47,8 @@ impl std::fmt::Display for Figures {
 }
 
 /// Runs the benchmark `name` (`engine`, `query`, `memory`, `history`, `track`, `replay`,
-/// `http`, `all`, or `store-compare`, which `all` leaves out because it takes minutes) and
+/// `http`, `all`, or `store-compare`, which `all` leaves out because it takes minutes, or
+/// `tak-fanout`, `tak-ingest`, `tak-idle` against a running TAK server, see [`tak::run_env`]) and
 /// prints its figures. `quick` shrinks the sizes for a smoke run.
 pub fn run(name: &str, quick: bool, json: bool) -> anyhow::Result<()> {
     let all = name == "all";
@@ -60,6 +62,9 @@ pub fn run(name: &str, quick: bool, json: bool) -> anyhow::Result<()> {
         "http",
         "all",
         "store-compare",
+        "tak-fanout",
+        "tak-ingest",
+        "tak-idle",
     ];
     if !known.contains(&name) {
         anyhow::bail!("unknown benchmark {name:?} (known: {})", known.join(", "));
@@ -111,6 +116,10 @@ pub fn run(name: &str, quick: bool, json: bool) -> anyhow::Result<()> {
     }
     if name == "store-compare" {
         results.extend(store_compare::compare(quick)?);
+    }
+    // TAK load against a running server (see `tak::run_env`); never part of `all`.
+    if name.starts_with("tak-") {
+        results.push(tak::run_env(name, quick)?);
     }
     for f in &results {
         println!("{f}");

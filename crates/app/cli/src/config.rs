@@ -36,6 +36,8 @@ pub struct Config {
     pub engine: EngineSection,
     /// Legacy feeds: NMEA, AIS, ADS-B.
     pub feeds: FeedsSection,
+    /// The TAK edge: CoT listeners and routing.
+    pub cot: rampart_edge_cot::CotConfig,
 }
 
 /// `[feeds]`: limits, protocol settings and upstream connections of the legacy feeds.
@@ -73,6 +75,7 @@ impl Default for Config {
             limits: Limits::default(),
             engine: EngineSection::default(),
             feeds: FeedsSection::default(),
+            cot: rampart_edge_cot::CotConfig::default(),
         }
     }
 }
@@ -193,7 +196,7 @@ pub struct ListenSpec {
 
 /// Listener kinds this build knows.
 pub fn listener_kinds() -> Vec<&'static str> {
-    let mut kinds = vec!["http"];
+    let mut kinds = vec!["http", "cot-tcp", "cot-tls", "cot-udp", "cot-mesh"];
     kinds.extend(
         rampart_edge_feeds::adapters::LISTENER_KINDS
             .iter()

@@ -51,7 +51,7 @@ struct NodeArgs {
     #[arg(long, env = "RAMPART_DATA", value_name = "DIR")]
     data: Option<PathBuf>,
     /// A listener as KIND=ADDR, repeatable, e.g. `--listen http=127.0.0.1:8080`. Port 0 picks
-    /// a free port. Kinds: http, nmea-udp, nmea-tcp, ais-udp, ais-tcp, sbs-tcp,
+    /// a free port. Kinds: http, cot-tcp, cot-tls, cot-udp, cot-mesh (multicast group), nmea-udp, nmea-tcp, ais-udp, ais-tcp, sbs-tcp,
     /// avr-tcp.
     #[arg(
         long,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use rampart_edge_cot::CotEdge;
 use rampart_edge_feeds::adapters::{LISTENER_KINDS as FEED_KINDS, Protocol};
 use rampart_edge_feeds::{Batcher, FeedInput, run_tcp_connect, run_tcp_listener, run_udp_listener};
 use rampart_engine::{Engine, Metrics, ReportSink};
@@ -104,6 +105,10 @@ async fn run_async(cfg: Config, mode: Mode) -> anyhow::Result<()> {
     let _maintenance = engine.spawn_maintenance();
     let sink: Arc<dyn ReportSink> = engine.clone();
 
+    let cot = listeners
+        .iter()
+        .any(|l| l.kind.starts_with("cot-"))
+        .then(|| start_cot(&cfg, &engine, &sink));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
     let mut http_urls = Vec::new();
@@ -133,6 +138,12 @@ async fn run_async(cfg: Config, mode: Mode) -> anyhow::Result<()> {
                         tracing::error!(error = %e, "http server failed");
                     }
                 }));
+            }
+            "cot-tcp" | "cot-tls" | "cot-udp" | "cot-mesh" => {
+                let Some(edge) = cot.clone() else {
+                    anyhow::bail!("the TAK edge did not start");
+                };
+                bind_cot(&cfg, edge, l).await?;
             }
             kind => {
                 let Some(&(_, protocol, udp)) = FEED_KINDS.iter().find(|k| k.0 == kind) else {
@@ -199,6 +210,86 @@ async fn run_async(cfg: Config, mode: Mode) -> anyhow::Result<()> {
     for s in servers {
         let _ = tokio::time::timeout(Duration::from_secs(5), s).await;
     }
+    Ok(())
+}
+
+/// Starts the TAK edge: its router, the bridge from other sources and cache pruning.
+fn start_cot(cfg: &Config, engine: &Arc<Engine>, sink: &Arc<dyn ReportSink>) -> Arc<CotEdge> {
+    let edge = CotEdge::new(cfg.cot.clone(), engine.clone(), sink.clone());
+    tokio::spawn(rampart_edge_cot::run_bridge(edge.clone()));
+    let weak = Arc::downgrade(&edge);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tick.tick().await;
+            match weak.upgrade() {
+                Some(edge) => edge.prune(),
+                None => return,
+            }
+        }
+    });
+    edge
+}
+
+/// Binds one CoT listener.
+async fn bind_cot(
+    cfg: &Config,
+    edge: Arc<CotEdge>,
+    l: &crate::config::ListenSpec,
+) -> anyhow::Result<()> {
+    let kind: &'static str = match l.kind.as_str() {
+        "cot-tcp" => "cot-tcp",
+        "cot-tls" => "cot-tls",
+        "cot-udp" => "cot-udp",
+        _ => "cot-mesh",
+    };
+    let bound = match kind {
+        "cot-tcp" | "cot-tls" => {
+            let listener = tokio::net::TcpListener::bind(l.addr)
+                .await
+                .with_context(|| format!("binding {kind} listener on {}", l.addr))?;
+            let bound = listener.local_addr()?;
+            if kind == "cot-tcp" {
+                tokio::spawn(rampart_edge_cot::run_tcp_listener(listener, edge, kind));
+            } else {
+                let (cert, key) = match (&cfg.cot.tls_cert, &cfg.cot.tls_key) {
+                    (Some(c), Some(k)) => (c.clone(), k.clone()),
+                    _ => rampart_edge_cot::tls::ensure_self_signed(&cfg.data.join("tls"))?,
+                };
+                let acceptor = rampart_edge_cot::tls::acceptor(&cert, &key)?;
+                tokio::spawn(rampart_edge_cot::run_tls_listener(
+                    listener, acceptor, edge, kind,
+                ));
+            }
+            bound
+        }
+        _ => {
+            // cot-mesh: bind the group's port on all interfaces and join the group.
+            let (bind, group) = match (kind, l.addr) {
+                ("cot-mesh", std::net::SocketAddr::V4(a)) if a.ip().is_multicast() => (
+                    std::net::SocketAddr::from(([0, 0, 0, 0], a.port())),
+                    Some(*a.ip()),
+                ),
+                ("cot-mesh", a) => anyhow::bail!(
+                    "--listen cot-mesh={a}: expects an IPv4 multicast group, e.g. 239.2.3.1:6969"
+                ),
+                (_, a) => (a, None),
+            };
+            let socket = tokio::net::UdpSocket::bind(bind)
+                .await
+                .with_context(|| format!("binding {kind} listener on {bind}"))?;
+            if let Some(g) = group {
+                socket
+                    .join_multicast_v4(g, std::net::Ipv4Addr::UNSPECIFIED)
+                    .with_context(|| format!("joining multicast group {g}"))?;
+            }
+            let bound = socket.local_addr()?;
+            tokio::spawn(rampart_edge_cot::run_udp_listener(socket, edge, kind));
+            bound
+        }
+    };
+    tracing::info!(kind, addr = %bound, "listening");
+    println!("rampart: listening {kind} {bound}");
     Ok(())
 }
 

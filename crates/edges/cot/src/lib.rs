@@ -1,2 +1,159 @@
-//! rampart-edge-cot (being written)
+//! # rampart-edge-cot
+//!
+//! The TAK edge: ATAK, WinTAK and iTAK clients (and CoT sensors) connect here as to a TAK
+//! server. It owns:
+//!
+//! - `session`: one client's protocol state, sans-IO: stream splitting (XML, then TAK
+//!   protocol v1 after negotiation), control events (pings, `t-x-takp-*`), decoding into
+//!   reports for the engine, and turning events into routable frames;
+//! - `router`: TAK-style all-to-all routing without echo, by channel, with bounded per-client
+//!   queues and a late-joiner cache;
+//! - `conn`: the TCP and TLS connection loops (timeouts, write-back);
+//! - `udp`: one event per datagram (XML or mesh protobuf), optionally on a multicast group;
+//! - `bridge`: entities from other sources (HTTP, feeds, MQTT) reach TAK clients as CoT;
+//! - `tls`: the server certificate (configured, or generated on first start).
+
+mod bridge;
+mod conn;
+mod frame;
 pub mod router;
+mod session;
+pub mod tls;
+mod udp;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use rampart_engine::{Engine, Metrics, ReasonLabel, ReportSink};
+use rampart_model::Timestamp;
+
+pub use bridge::run_bridge;
+pub use conn::{run_tcp_listener, run_tls_listener};
+pub use router::Router;
+pub use udp::run_udp_listener;
+
+/// Limits and behaviour of the TAK edge. Every bound is named here.
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CotConfig {
+    /// Largest event (XML document or protobuf frame) in bytes; a larger one closes the
+    /// connection.
+    pub max_event_bytes: usize,
+    /// Bytes queued for one client before it counts as unable to keep up and is disconnected.
+    pub max_queue_bytes: usize,
+    /// A connection that sends nothing for this many seconds is closed (half-open sockets).
+    pub idle_timeout_secs: u64,
+    /// A connection that leaves an event half-sent for this many seconds is closed (slowloris).
+    pub frame_timeout_secs: u64,
+    /// A write to a client that cannot complete within this many seconds closes it.
+    pub write_timeout_secs: u64,
+    /// Most concurrent TCP/TLS connections per listener.
+    pub max_connections: usize,
+    /// Entities whose latest event is kept for late joiners.
+    pub max_cached_events: usize,
+    /// Offer TAK protocol v1 (`t-x-takp-v`) to every streaming client on connect.
+    pub offer_protocol: bool,
+    /// Channels by listener kind (`cot-tcp`, `cot-tls`, `cot-udp`): clients receive the events
+    /// of clients sharing a channel. A kind without an entry has no channel restriction.
+    pub channels: HashMap<String, Vec<String>>,
+    /// Server certificate (PEM) for `cot-tls`; generated under the data directory if absent.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// Server private key (PEM) for `cot-tls`.
+    pub tls_key: Option<std::path::PathBuf>,
+}
+
+impl Default for CotConfig {
+    fn default() -> Self {
+        CotConfig {
+            max_event_bytes: 64 * 1024,
+            max_queue_bytes: 4 * 1024 * 1024,
+            idle_timeout_secs: 600,
+            frame_timeout_secs: 30,
+            write_timeout_secs: 10,
+            max_connections: 20_000,
+            max_cached_events: 200_000,
+            offer_protocol: true,
+            channels: HashMap::new(),
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+/// Counters of the TAK edge.
+#[derive(Clone)]
+pub(crate) struct CotMetrics {
+    pub events_in: Counter,
+    pub deliveries: Counter,
+    pub disconnects: Family<ReasonLabel, Counter>,
+    pub bridged: Counter,
+    pub bridge_lagged: Counter,
+}
+
+impl CotMetrics {
+    fn new(m: &Metrics) -> Self {
+        CotMetrics {
+            events_in: m.register_counter("cot_events_in", "CoT events received from TAK clients and CoT sources"),
+            deliveries: m.register_counter("cot_deliveries", "CoT events written into client queues (one per receiving client)"),
+            disconnects: m.register_reason_counter("cot_disconnects", "TAK client connections closed by the server, by reason"),
+            bridged: m.register_counter("cot_bridged", "Entity updates from non-CoT sources sent to TAK clients"),
+            bridge_lagged: m.register_counter("cot_bridge_lagged", "Entity update batches the CoT bridge fell behind on (TAK clients get the next update)"),
+        }
+    }
+
+    pub fn disconnect(&self, reason: &str) {
+        self.disconnects
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+}
+
+/// Everything the TAK edge's tasks share.
+pub struct CotEdge {
+    pub(crate) cfg: CotConfig,
+    pub(crate) router: Router,
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) sink: Arc<dyn ReportSink>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) cot_metrics: CotMetrics,
+    /// This server's uid in control events.
+    pub(crate) server_uid: String,
+}
+
+impl CotEdge {
+    /// Builds the edge over `engine` (for the picture and metrics) and `sink` (for ingest).
+    pub fn new(cfg: CotConfig, engine: Arc<Engine>, sink: Arc<dyn ReportSink>) -> Arc<CotEdge> {
+        let metrics = engine.metrics().clone();
+        Arc::new(CotEdge {
+            router: Router::new(cfg.max_queue_bytes, cfg.max_cached_events),
+            cot_metrics: CotMetrics::new(&metrics),
+            cfg,
+            engine,
+            sink,
+            metrics,
+            server_uid: "Rampart".to_string(),
+        })
+    }
+
+    /// The router, for inspection.
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    pub(crate) fn channels_for(&self, kind: &str) -> Arc<[Arc<str>]> {
+        self.cfg
+            .channels
+            .get(kind)
+            .map(|c| c.iter().map(|s| Arc::<str>::from(s.as_str())).collect())
+            .unwrap_or_else(|| Arc::from(Vec::new()))
+    }
+
+    /// Drops cached events that went stale (call periodically).
+    pub fn prune(&self) {
+        self.router.prune(Timestamp::now());
+    }
+}

@@ -50,6 +50,13 @@ pub struct CotFrame {
     pub proto: Bytes,
 }
 
+/// The stream-framed protobuf form of an XML event, for frames built before any client
+/// asked for protobuf.
+fn reencode_proto(xml: &[u8]) -> Option<Vec<u8>> {
+    let event = rampart_codec_cot::parse_xml(xml, &rampart_codec_cot::CotLimits::default()).ok()?;
+    Some(rampart_codec_cot::encode_stream(&event.to_tak_message()))
+}
+
 impl CotFrame {
     fn bytes(&self, f: Format) -> &Bytes {
         match f {
@@ -98,8 +105,7 @@ impl ClientHandle {
         }
     }
 
-    /// Switches the client's format (after protocol negotiation).
-    pub fn set_format(&self, f: Format) {
+    fn set_format(&self, f: Format) {
         self.format.store(f as u8, Ordering::Relaxed);
     }
 
@@ -120,13 +126,23 @@ impl ClientHandle {
     /// Returns the number of frames.
     pub fn drain_into(&self, out: &mut Vec<u8>) -> usize {
         let format = self.format();
-        let mut q = self.queue.lock();
-        let n = q.frames.len();
-        for f in q.frames.drain(..) {
-            out.extend_from_slice(f.bytes(format));
+        let frames: Vec<Arc<CotFrame>> = {
+            let mut q = self.queue.lock();
+            q.bytes = 0;
+            q.frames.drain(..).collect()
+        };
+        for f in &frames {
+            let bytes = f.bytes(format);
+            if bytes.is_empty() && format == Format::Proto {
+                // Queued before any client spoke protobuf: encode it now (rare).
+                if let Some(p) = reencode_proto(&f.xml) {
+                    out.extend_from_slice(&p);
+                }
+            } else {
+                out.extend_from_slice(bytes);
+            }
         }
-        q.bytes = 0;
-        n
+        frames.len()
     }
 
     /// Queues `frame`; false (and the client is cut off) when the byte bound is exceeded.
@@ -190,6 +206,7 @@ pub struct Router {
     clients: RwLock<HashMap<ClientId, Arc<ClientHandle>>>,
     latest: Mutex<HashMap<Arc<str>, Arc<CotFrame>>>,
     next_id: AtomicU64,
+    proto_clients: AtomicU64,
     max_queue_bytes: usize,
     max_cached: usize,
     /// Counters.
@@ -204,6 +221,7 @@ impl Router {
             clients: RwLock::new(HashMap::new()),
             latest: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            proto_clients: AtomicU64::new(0),
             max_queue_bytes: max_queue_bytes.max(1024),
             max_cached,
             stats: RouterStats::default(),
@@ -244,7 +262,28 @@ impl Router {
 
     /// Removes a client.
     pub fn leave(&self, id: ClientId) {
-        self.clients.write().remove(&id);
+        if let Some(c) = self.clients.write().remove(&id)
+            && c.format() == Format::Proto
+        {
+            self.proto_clients.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Switches a client's wire format (after protocol negotiation).
+    pub fn set_format(&self, client: &ClientHandle, f: Format) {
+        if client.format() == f {
+            return;
+        }
+        client.set_format(f);
+        match f {
+            Format::Proto => self.proto_clients.fetch_add(1, Ordering::Relaxed),
+            Format::Xml => self.proto_clients.fetch_sub(1, Ordering::Relaxed),
+        };
+    }
+
+    /// True when some client reads protobuf, so new frames need that encoding too.
+    pub fn has_proto_clients(&self) -> bool {
+        self.proto_clients.load(Ordering::Relaxed) > 0
     }
 
     /// Connected clients.
@@ -258,8 +297,9 @@ impl Router {
     }
 
     /// Delivers `frame` to every client that may see it, and remembers it for late joiners
-    /// when `cache` is set. Returns the clients cut off for overflowing.
-    pub fn publish(&self, frame: Arc<CotFrame>, cache: bool) -> Vec<ClientId> {
+    /// when `cache` is set. Returns the deliveries made and the clients cut off for
+    /// overflowing.
+    pub fn publish(&self, frame: Arc<CotFrame>, cache: bool) -> (u64, Vec<ClientId>) {
         if cache {
             let mut latest = self.latest.lock();
             if latest.len() < self.max_cached || latest.contains_key(&frame.uid) {
@@ -285,7 +325,7 @@ impl Router {
                 .overflow_cutoffs
                 .fetch_add(cut.len() as u64, Ordering::Relaxed);
         }
-        cut
+        (delivered, cut)
     }
 
     /// Drops cached events that are stale at `now`. Returns how many were dropped.
@@ -360,7 +400,7 @@ mod tests {
         let slow = r.join(chans(&[]), Timestamp(0));
         let mut cut = Vec::new();
         for i in 0..200 {
-            cut.extend(r.publish(frame(&format!("e{i}"), None, &[], 1000), false));
+            cut.extend(r.publish(frame(&format!("e{i}"), None, &[], 1000), false).1);
             drained(&fast);
         }
         assert_eq!(cut, vec![slow.id]);
@@ -387,7 +427,8 @@ mod tests {
     fn format_switch_changes_the_bytes() {
         let r = Router::new(1 << 20, 100);
         let a = r.join(chans(&[]), Timestamp(0));
-        a.set_format(Format::Proto);
+        r.set_format(&a, Format::Proto);
+        assert!(r.has_proto_clients());
         r.publish(frame("x", None, &[], 1000), false);
         let mut out = Vec::new();
         a.drain_into(&mut out);

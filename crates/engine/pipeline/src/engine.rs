@@ -97,6 +97,10 @@ pub trait ReportSink: Send + Sync {
         &self,
         reports: Vec<Report>,
     ) -> Pin<Box<dyn Future<Output = Result<IngestReceipt, EngineError>> + Send + '_>>;
+
+    /// Submits a batch without waiting for durability, for protocols that acknowledge
+    /// nothing (CoT streams, UDP feeds). The reports are durable at the next group commit.
+    fn submit_unacked(&self, reports: Vec<Report>) -> Result<IngestReceipt, EngineError>;
 }
 
 struct State {
@@ -447,5 +451,9 @@ impl ReportSink for Engine {
         reports: Vec<Report>,
     ) -> Pin<Box<dyn Future<Output = Result<IngestReceipt, EngineError>> + Send + '_>> {
         Box::pin(self.ingest(reports))
+    }
+
+    fn submit_unacked(&self, reports: Vec<Report>) -> Result<IngestReceipt, EngineError> {
+        self.ingest_now(reports, Timestamp::now())
     }
 }

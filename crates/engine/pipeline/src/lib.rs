@@ -24,6 +24,6 @@ mod metrics;
 pub use bus::{Delta, EntityUpdate, Subscription};
 pub use dedup::{DedupConfig, DedupVerdict};
 pub use engine::{Engine, EngineConfig, EngineError, IngestReceipt, Rejection, ReportSink};
-pub use metrics::Metrics;
+pub use metrics::{Metrics, ReasonLabel};
 /// The gauge type used for connection counts.
 pub use prometheus_client::metrics::gauge::Gauge;

@@ -26,6 +26,13 @@ pub struct RejectLabel {
     pub reason: String,
 }
 
+/// Labels: a reason.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// Short reason class.
+    pub reason: String,
+}
+
 /// Labels: a connection kind.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
@@ -35,7 +42,7 @@ pub struct KindLabel {
 
 /// Every metric Rampart exports.
 pub struct Metrics {
-    registry: Registry,
+    registry: parking_lot::Mutex<Registry>,
     /// Reports stored and folded, by source.
     pub accepted: Family<SourceLabel, Counter>,
     /// Reports (or whole bodies) rejected, by source and reason.
@@ -146,7 +153,7 @@ impl Metrics {
             stream_slow_disconnects.clone(),
         );
         Metrics {
-            registry,
+            registry: parking_lot::Mutex::new(registry),
             accepted,
             rejected,
             duplicates,
@@ -185,7 +192,21 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry.lock());
         out
+    }
+
+    /// Registers and returns a counter owned by an edge (e.g. `cot_deliveries`).
+    pub fn register_counter(&self, name: &str, help: &str) -> Counter {
+        let c = Counter::default();
+        self.registry.lock().register(name, help, c.clone());
+        c
+    }
+
+    /// Registers and returns a counter family labelled by `reason`, owned by an edge.
+    pub fn register_reason_counter(&self, name: &str, help: &str) -> Family<ReasonLabel, Counter> {
+        let f = Family::<ReasonLabel, Counter>::default();
+        self.registry.lock().register(name, help, f.clone());
+        f
     }
 }

@@ -1,8 +1,11 @@
 //! Test harness: starts the real `rampart` binary on a free loopback port with its own data
-//! directory, and stops it (SIGKILL) when dropped.
+//! directory, and stops it (SIGKILL) when dropped. Every `rampart: listening KIND ADDR` line the
+//! node prints is captured, so tests can reach the feed listeners as well as HTTP.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,6 +18,8 @@ pub struct Node {
     /// `127.0.0.1:PORT`
     pub addr: String,
     pub data: PathBuf,
+    /// Every listener the node reported, by kind (`http`, `nmea-udp`, `ais-tcp`, …).
+    pub listeners: HashMap<String, SocketAddr>,
 }
 
 impl Node {
@@ -44,21 +49,45 @@ impl Node {
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("rampart: listening http ") {
-                    let _ = tx.send(addr.trim().to_string());
+            // Listener lines come first, one per listener; the "open" line follows them all.
+            let mut listeners = HashMap::new();
+            let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+            for line in lines.by_ref() {
+                if let Some(rest) = line.strip_prefix("rampart: listening ")
+                    && let Some((kind, addr)) = rest.trim().split_once(' ')
+                    && let Ok(addr) = addr.parse::<SocketAddr>()
+                {
+                    listeners.insert(kind.to_string(), addr);
+                } else if line.starts_with("rampart: open ") {
+                    break;
                 }
             }
+            let _ = tx.send(listeners);
+            // Keep draining so the node never blocks on a full pipe.
+            for _ in lines {}
         });
-        let addr = rx
+        let listeners = rx
             .recv_timeout(Duration::from_secs(60))
-            .expect("rampart did not report its listening address");
+            .expect("rampart did not report its listening addresses");
+        let addr = listeners
+            .get("http")
+            .expect("rampart did not report its http listener")
+            .to_string();
         Node {
             child,
             base: format!("http://{addr}"),
             addr,
             data: data.to_path_buf(),
+            listeners,
         }
+    }
+
+    /// The bound address of the listener of `kind` (e.g. `nmea-udp`).
+    pub fn listener(&self, kind: &str) -> SocketAddr {
+        *self
+            .listeners
+            .get(kind)
+            .unwrap_or_else(|| panic!("no {kind} listener (have {:?})", self.listeners))
     }
 
     /// SIGKILL: no shutdown code runs.

@@ -1,0 +1,62 @@
+//! Entities from other sources (HTTP, feeds, MQTT) reach TAK clients as CoT.
+//!
+//! The bridge follows the engine's delta bus and turns every entity update whose source is not
+//! a CoT listener into a CoT event for all clients (CoT-originated events were already routed,
+//! verbatim, by the sessions). On start it also fills the late-joiner cache from the picture,
+//! so clients connecting after a restart see the picture rebuilt from history.
+
+use std::sync::Arc;
+
+use rampart_codec_cot::CotEvent;
+use rampart_engine::Delta;
+use rampart_model::Entity;
+use rampart_picture::Query;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::CotEdge;
+use crate::frame;
+
+fn from_cot(e: &Entity) -> bool {
+    e.provenance.source.starts_with("cot-")
+}
+
+fn publish(edge: &CotEdge, e: &Entity) {
+    let event = CotEvent::from_entity(e);
+    let f = frame::build(
+        &event,
+        None,
+        None,
+        Arc::from(Vec::new()),
+        edge.router.has_proto_clients(),
+    );
+    let (delivered, _) = edge.router.publish(f, true);
+    edge.cot_metrics.deliveries.inc_by(delivered);
+    edge.cot_metrics.bridged.inc();
+}
+
+/// Runs until the engine goes away.
+pub async fn run_bridge(edge: Arc<CotEdge>) {
+    let mut sub = edge.engine.subscribe(&Query {
+        stale: Some(false),
+        limit: Some(edge.cfg.max_cached_events),
+        ..Query::default()
+    });
+    for e in std::mem::take(&mut sub.snapshot) {
+        publish(&edge, &e);
+    }
+    loop {
+        match sub.deltas.recv().await {
+            Ok(delta) => {
+                if let Delta::Updated(updates) = &*delta {
+                    for u in updates.iter().filter(|u| !from_cot(&u.entity)) {
+                        publish(&edge, &u.entity);
+                    }
+                }
+            }
+            Err(RecvError::Lagged(n)) => {
+                edge.cot_metrics.bridge_lagged.inc_by(n);
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}

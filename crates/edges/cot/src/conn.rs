@@ -1,0 +1,251 @@
+//! Streaming connections (`cot-tcp`, `cot-tls`): one task per client that reads into its
+//! [`Session`] and writes its direct answers and routed queue back.
+//!
+//! Every way a client can hurt the server closes only that client, with a log line and a
+//! `rampart_cot_disconnects_total{reason}` count:
+//! malformed input (`malformed_xml`, `bad_proto`, …), an event over the size limit
+//! (`too_large`), an event left half-sent (`frame_timeout`, slowloris), silence
+//! (`idle_timeout`, half-open sockets), a queue over its bound (`slow_consumer`) and a
+//! blocked write (`write_timeout`).
+//!
+//! Plain TCP reads through `readable()` + `try_read()` into a per-thread scratch buffer, so an
+//! idle connection holds no read buffer at all: its cost is the task, the session and the
+//! kernel socket.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+use crate::CotEdge;
+use crate::session::{Close, Session};
+
+/// Bytes read per `try_read` on plain TCP.
+const SCRATCH_BYTES: usize = 64 * 1024;
+/// Reads handled per wake-up before other work gets a turn.
+const READS_PER_WAKE: usize = 16;
+/// Read buffer of a TLS connection (allocated per connection: TLS needs its own).
+const TLS_READ_BYTES: usize = 16 * 1024;
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; SCRATCH_BYTES]);
+}
+
+/// Where a connection's bytes come from.
+trait Reader: Send {
+    /// Waits for bytes and feeds them to the session. `Ok(false)` at end of stream.
+    fn read_into(
+        &mut self,
+        session: &mut Session,
+    ) -> impl Future<Output = Result<bool, Close>> + Send;
+}
+
+fn closed(message: impl Into<String>) -> Close {
+    Close {
+        reason: "closed",
+        message: message.into(),
+    }
+}
+
+struct TcpReader(OwnedReadHalf);
+
+impl Reader for TcpReader {
+    async fn read_into(&mut self, session: &mut Session) -> Result<bool, Close> {
+        self.0.readable().await.map_err(|e| closed(e.to_string()))?;
+        for _ in 0..READS_PER_WAKE {
+            let step = SCRATCH.with(|scratch| {
+                let mut buf = scratch.borrow_mut();
+                match self.0.try_read(&mut buf) {
+                    Ok(0) => Ok(Some(false)),
+                    Ok(n) => session.on_bytes(&buf[..n]).map(|_| None),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(Some(true)),
+                    Err(e) => Err(closed(e.to_string())),
+                }
+            })?;
+            if let Some(open) = step {
+                return Ok(open);
+            }
+        }
+        Ok(true)
+    }
+}
+
+struct StreamReader<R> {
+    rd: R,
+    buf: Vec<u8>,
+}
+
+impl<R: AsyncRead + Unpin + Send> Reader for StreamReader<R> {
+    async fn read_into(&mut self, session: &mut Session) -> Result<bool, Close> {
+        let n = self
+            .rd
+            .read(&mut self.buf)
+            .await
+            .map_err(|e| closed(e.to_string()))?;
+        if n == 0 {
+            return Ok(false);
+        }
+        session.on_bytes(&self.buf[..n])?;
+        Ok(true)
+    }
+}
+
+/// Serves one client until it leaves or is closed.
+async fn serve<R: Reader, W: AsyncWrite + Unpin + Send>(
+    mut reader: R,
+    mut wr: W,
+    identity: String,
+    edge: Arc<CotEdge>,
+    kind: &'static str,
+) {
+    let gauge = edge.metrics.connection_gauge(kind);
+    gauge.inc();
+    let mut session = Session::new(edge.clone(), kind, &identity);
+    let client = session.client.clone();
+    let write_timeout = Duration::from_secs(edge.cfg.write_timeout_secs.max(1));
+    let idle = Duration::from_secs(edge.cfg.idle_timeout_secs.max(1));
+    let frame_timeout = Duration::from_secs(edge.cfg.frame_timeout_secs.max(1));
+    let close = loop {
+        if client.is_cut() {
+            break Close {
+                reason: "slow_consumer",
+                message: format!(
+                    "more than {} bytes queued: the client does not keep up",
+                    edge.cfg.max_queue_bytes
+                ),
+            };
+        }
+        let mut out = std::mem::take(&mut session.direct);
+        client.drain_into(&mut out);
+        if !out.is_empty() {
+            match tokio::time::timeout(write_timeout, wr.write_all(&out)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => break closed(e.to_string()),
+                Err(_) => {
+                    break Close {
+                        reason: "write_timeout",
+                        message: format!("a write did not complete in {write_timeout:?}"),
+                    };
+                }
+            }
+        }
+        let deadline = match session.partial_since {
+            Some(t) => t + frame_timeout,
+            None => session.last_rx + idle,
+        };
+        tokio::select! {
+            r = reader.read_into(&mut session) => match r {
+                Ok(true) => {}
+                Ok(false) => break closed("end of stream"),
+                Err(c) => break c,
+            },
+            _ = client.notify.notified() => {}
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
+                break if session.partial_since.is_some() {
+                    Close { reason: "frame_timeout", message: format!("an event stayed incomplete for {frame_timeout:?}") }
+                } else {
+                    Close { reason: "idle_timeout", message: format!("nothing received for {idle:?}") }
+                };
+            }
+        }
+    };
+    // Whatever the answers to the last input were, try to send them (e.g. before a close).
+    if !session.direct.is_empty() {
+        let _ =
+            tokio::time::timeout(Duration::from_millis(200), wr.write_all(&session.direct)).await;
+    }
+    session.finish();
+    gauge.dec();
+    if close.reason == "closed" {
+        tracing::debug!(kind, peer = %identity, "TAK client left");
+    } else {
+        edge.cot_metrics.disconnect(close.reason);
+        tracing::warn!(kind, peer = %identity, reason = close.reason, message = %close.message, "TAK client disconnected");
+    }
+}
+
+async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    edge: Arc<CotEdge>,
+    kind: &'static str,
+    handle: F,
+) where
+    F: Fn(TcpStream, SocketAddr, Arc<CotEdge>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(edge.cfg.max_connections.max(1)));
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        match listener.accept().await {
+            Ok((stream, addr)) => {
+                let _ = stream.set_nodelay(true);
+                let fut = handle(stream, addr, edge.clone());
+                tokio::spawn(async move {
+                    fut.await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                tracing::warn!(kind, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Serves streaming CoT (XML, upgradable to TAK protocol v1) on a TCP listener.
+pub async fn run_tcp_listener(listener: TcpListener, edge: Arc<CotEdge>, kind: &'static str) {
+    accept_loop(listener, edge, kind, move |stream, addr, edge| async move {
+        let (rd, wr) = stream.into_split();
+        serve(TcpReader(rd), wr, addr.to_string(), edge, kind).await;
+    })
+    .await;
+}
+
+/// Serves streaming CoT over TLS.
+pub async fn run_tls_listener(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    edge: Arc<CotEdge>,
+    kind: &'static str,
+) {
+    accept_loop(listener, edge, kind, move |stream, addr, edge| {
+        let acceptor = acceptor.clone();
+        async move {
+            let handshake = tokio::time::timeout(
+                Duration::from_secs(edge.cfg.frame_timeout_secs.max(1)),
+                acceptor.accept(stream),
+            )
+            .await;
+            let tls = match handshake {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    edge.cot_metrics.disconnect("tls_handshake");
+                    tracing::warn!(kind, peer = %addr, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    edge.cot_metrics.disconnect("tls_handshake");
+                    tracing::warn!(kind, peer = %addr, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let (rd, wr) = tokio::io::split(tls);
+            let reader = StreamReader {
+                rd,
+                buf: vec![0; TLS_READ_BYTES],
+            };
+            serve(reader, wr, addr.to_string(), edge, kind).await;
+        }
+    })
+    .await;
+}

@@ -1,0 +1,237 @@
+//! One streaming client's protocol state: what it has sent so far, which wire format it
+//! speaks, and what must be written back to it directly (control answers).
+//!
+//! The session does no I/O. The connection loop feeds it bytes with [`Session::on_bytes`]
+//! and writes [`Session::direct`] followed by the client's routed queue.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use rampart_codec_cot::control::{self, Control};
+use rampart_codec_cot::{
+    CotEvent, CotLimits, ProtoStreamSplitter, XmlStreamSplitter, encode_xml, parse_xml,
+};
+use rampart_model::{Provenance, Report, Timestamp};
+
+use crate::CotEdge;
+use crate::frame;
+use crate::router::{ClientHandle, Format};
+
+/// Why a session ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Close {
+    /// Metrics label.
+    pub reason: &'static str,
+    /// Log message.
+    pub message: String,
+}
+
+impl Close {
+    fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        Close {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+enum Input {
+    Xml(XmlStreamSplitter),
+    Proto(ProtoStreamSplitter),
+}
+
+/// A connected streaming client.
+pub(crate) struct Session {
+    edge: Arc<CotEdge>,
+    /// The client's routing handle.
+    pub client: Arc<ClientHandle>,
+    kind: &'static str,
+    provenance: Provenance,
+    limits: CotLimits,
+    input: Input,
+    /// Bytes to write to this client before its routed queue.
+    pub direct: Vec<u8>,
+    /// Since when an event has been half-received (slowloris guard).
+    pub partial_since: Option<Instant>,
+    /// When the client last sent anything.
+    pub last_rx: Instant,
+    reports: Vec<Report>,
+}
+
+/// Strips an XML declaration and whitespace in front of an event, so relayed bytes are one
+/// bare `<event>` as streaming clients expect.
+fn bare_event(frame: Bytes) -> Bytes {
+    let text = frame.as_ref();
+    let mut start = 0;
+    if text.starts_with(b"<?xml")
+        && let Some(end) = text.windows(2).position(|w| w == b"?>")
+    {
+        start = end + 2;
+    }
+    while start < text.len() && text[start].is_ascii_whitespace() {
+        start += 1;
+    }
+    frame.slice(start..)
+}
+
+impl Session {
+    /// Joins the router (queueing the current picture for the client) and, if configured,
+    /// offers TAK protocol v1.
+    pub fn new(edge: Arc<CotEdge>, kind: &'static str, identity: &str) -> Session {
+        let now = Timestamp::now();
+        let client = edge.router.join(edge.channels_for(kind), now);
+        let mut direct = Vec::new();
+        if edge.cfg.offer_protocol {
+            let offer = control::protocol_support(&edge.server_uid, now, None);
+            direct.extend_from_slice(encode_xml(&offer).as_bytes());
+        }
+        let limits = CotLimits {
+            max_event_bytes: edge.cfg.max_event_bytes,
+            ..CotLimits::default()
+        };
+        Session {
+            input: Input::Xml(XmlStreamSplitter::new(edge.cfg.max_event_bytes)),
+            provenance: Provenance::new(kind, identity),
+            edge,
+            client,
+            kind,
+            limits,
+            direct,
+            partial_since: None,
+            last_rx: Instant::now(),
+            reports: Vec::new(),
+        }
+    }
+
+    /// Absorbs bytes from the client: routes its events, answers control events, and hands
+    /// its reports to the engine. An error closes the connection.
+    pub fn on_bytes(&mut self, data: &[u8]) -> Result<(), Close> {
+        self.last_rx = Instant::now();
+        let result = self.absorb(data);
+        if !self.reports.is_empty() {
+            let batch = std::mem::take(&mut self.reports);
+            if let Err(e) = self.edge.sink.submit_unacked(batch) {
+                tracing::error!(error = %e, kind = self.kind, "CoT reports not stored");
+            }
+        }
+        let pending = match &self.input {
+            Input::Xml(s) => s.buffered(),
+            Input::Proto(s) => s.buffered(),
+        };
+        self.partial_since = match (pending > 0, self.partial_since) {
+            (false, _) => None,
+            (true, Some(t)) => Some(t),
+            (true, None) => Some(Instant::now()),
+        };
+        result
+    }
+
+    fn absorb(&mut self, data: &[u8]) -> Result<(), Close> {
+        match &mut self.input {
+            Input::Xml(s) => s.push(data),
+            Input::Proto(s) => s.push(data),
+        }
+        loop {
+            match &mut self.input {
+                Input::Xml(splitter) => {
+                    let frame = splitter
+                        .next_frame()
+                        .map_err(|e| Close::new(e.reason(), e.to_string()))?;
+                    let Some(frame) = frame else { return Ok(()) };
+                    let frame = bare_event(frame);
+                    let event = parse_xml(&frame, &self.limits)
+                        .map_err(|e| Close::new(e.reason(), e.to_string()))?;
+                    if self.on_event(event, Some(frame)) {
+                        // Switched to protobuf: whatever followed the request is protobuf.
+                        if let Input::Xml(old) = &mut self.input {
+                            let rest = old.take_remaining();
+                            self.input = Input::Proto(ProtoStreamSplitter::with_buffered(
+                                self.edge.cfg.max_event_bytes,
+                                rest,
+                            ));
+                        }
+                    }
+                }
+                Input::Proto(splitter) => {
+                    let msg = splitter
+                        .next_message()
+                        .map_err(|e| Close::new(e.reason(), e.to_string()))?;
+                    let Some(msg) = msg else { return Ok(()) };
+                    let event = CotEvent::from_tak_message(&msg, &self.limits)
+                        .map_err(|e| Close::new(e.reason(), e.to_string()))?;
+                    self.on_event(event, None);
+                }
+            }
+        }
+    }
+
+    /// Handles one event. Returns true when the client switched to protobuf.
+    fn on_event(&mut self, event: CotEvent, xml: Option<Bytes>) -> bool {
+        let now = Timestamp::now();
+        match control::classify(&event) {
+            Some(Control::Ping) => {
+                let pong = control::pong(now);
+                self.write_control(&pong);
+                return false;
+            }
+            Some(Control::ProtocolRequest { version }) => {
+                let accepted = version == Some(1);
+                let answer = control::protocol_response(&self.edge.server_uid, now, accepted);
+                // The answer still goes out as XML; everything after it is protobuf.
+                self.write_control(&answer);
+                if accepted {
+                    self.edge.router.set_format(&self.client, Format::Proto);
+                }
+                return accepted;
+            }
+            Some(_) => return false,
+            None => {}
+        }
+        if event.cot_type.starts_with("t-x-") {
+            return false;
+        }
+        self.edge.cot_metrics.events_in.inc();
+        if event.cot_type.starts_with("a-")
+            && let Some(callsign) = event.callsign()
+        {
+            self.client.set_callsign(callsign);
+        }
+        let frame = frame::build(
+            &event,
+            xml,
+            Some(self.client.id),
+            self.client.channels.clone(),
+            self.edge.router.has_proto_clients(),
+        );
+        let (delivered, _cut) = self.edge.router.publish(frame, true);
+        self.edge.cot_metrics.deliveries.inc_by(delivered);
+        match event.to_report_with(&rampart_model::Limits::default()) {
+            Ok(mut r) => {
+                r.provenance = self.provenance.clone();
+                self.reports.push(r);
+            }
+            Err(e) => {
+                // Routed to TAK clients, but not representable in the picture.
+                self.edge.metrics.reject(self.kind, "not_folded", 1);
+                tracing::debug!(uid = %event.uid, error = %e, "CoT event routed but not folded");
+            }
+        }
+        false
+    }
+
+    fn write_control(&mut self, event: &CotEvent) {
+        // Control answers go out in the client's current format; before the switch that is XML.
+        match self.client.format() {
+            Format::Xml => self.direct.extend_from_slice(encode_xml(event).as_bytes()),
+            Format::Proto => self
+                .direct
+                .extend_from_slice(&rampart_codec_cot::encode_stream(&event.to_tak_message())),
+        }
+    }
+
+    /// Leaves the router.
+    pub fn finish(&self) {
+        self.edge.router.leave(self.client.id);
+    }
+}

@@ -1,0 +1,97 @@
+//! `cot-udp` (and `cot-mesh`, the same on a multicast group): one event per datagram, as XML
+//! or as a mesh-framed TAK protocol v1 message. Events are routed to streaming clients and
+//! folded into the picture; a bad datagram is counted and dropped.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rampart_codec_cot::{CotEvent, CotLimits, decode_mesh, parse_xml};
+use rampart_model::Report;
+use tokio::net::UdpSocket;
+
+use crate::CotEdge;
+use crate::frame;
+
+/// Most datagrams folded into one engine batch.
+const DATAGRAMS_PER_BATCH: usize = 256;
+
+fn decode(datagram: &[u8], limits: &CotLimits) -> Result<CotEvent, (&'static str, String)> {
+    if datagram.first() == Some(&0xbf) {
+        let msg = decode_mesh(datagram).map_err(|e| (e.reason(), e.to_string()))?;
+        CotEvent::from_tak_message(&msg, limits).map_err(|e| (e.reason(), e.to_string()))
+    } else {
+        parse_xml(datagram, limits).map_err(|e| (e.reason(), e.to_string()))
+    }
+}
+
+/// Handles one datagram; its report (if any) goes into `batch`.
+fn handle(
+    edge: &CotEdge,
+    kind: &str,
+    from: SocketAddr,
+    datagram: &[u8],
+    limits: &CotLimits,
+    batch: &mut Vec<Report>,
+) {
+    let event = match decode(datagram, limits) {
+        Ok(e) => e,
+        Err((reason, message)) => {
+            edge.metrics.reject(kind, reason, 1);
+            tracing::debug!(kind, peer = %from, reason, message, "CoT datagram refused");
+            return;
+        }
+    };
+    if event.cot_type.starts_with("t-x-") {
+        return;
+    }
+    edge.cot_metrics.events_in.inc();
+    let f = frame::build(
+        &event,
+        None,
+        None,
+        edge.channels_for(kind),
+        edge.router.has_proto_clients(),
+    );
+    let (delivered, _) = edge.router.publish(f, true);
+    edge.cot_metrics.deliveries.inc_by(delivered);
+    match event.to_report() {
+        Ok(mut r) => {
+            r.provenance = rampart_model::Provenance::new(kind, &from.to_string());
+            batch.push(r);
+        }
+        Err(_) => edge.metrics.reject(kind, "not_folded", 1),
+    }
+}
+
+/// Serves CoT datagrams on `socket`.
+pub async fn run_udp_listener(socket: UdpSocket, edge: Arc<CotEdge>, kind: &'static str) {
+    let limits = CotLimits {
+        max_event_bytes: edge.cfg.max_event_bytes,
+        ..CotLimits::default()
+    };
+    let mut buf = vec![0u8; 65_536];
+    let mut batch = Vec::new();
+    loop {
+        let (n, from) = match socket.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(kind, error = %e, "udp receive failed");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        handle(&edge, kind, from, &buf[..n], &limits, &mut batch);
+        // Take whatever else is already waiting, so a burst rides one engine batch.
+        for _ in 1..DATAGRAMS_PER_BATCH {
+            match socket.try_recv_from(&mut buf) {
+                Ok((n, from)) => handle(&edge, kind, from, &buf[..n], &limits, &mut batch),
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty()
+            && let Err(e) = edge.sink.submit_unacked(std::mem::take(&mut batch))
+        {
+            tracing::error!(error = %e, kind, "CoT datagrams not stored");
+        }
+    }
+}
