@@ -37,5 +37,8 @@ fuzz_target!(|data: &[u8]| {
     let _ = tracker.counters();
     let _ = tracker.assembler().counters();
     let _ = tracker.assembler().pending();
-    assert!(tracker.vessel_count() <= 8, "vessel memory exceeds its bound");
+    assert!(
+        tracker.vessel_count() <= 8,
+        "vessel memory exceeds its bound"
+    );
 });

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rampart_codec_cot::{CotLimits, CotEvent, decode_mesh, encode_mesh, encode_xml, parse_xml};
+use rampart_codec_cot::{CotEvent, CotLimits, decode_mesh, encode_mesh, encode_xml, parse_xml};
 
 fuzz_target!(|data: &[u8]| {
     let limits = CotLimits::default();
@@ -15,7 +15,9 @@ fuzz_target!(|data: &[u8]| {
     let xml = encode_xml(&ev);
     let again = match parse_xml(xml.as_bytes(), &limits) {
         Ok(again) => again,
-        Err(e) => panic!("encode_xml output does not parse again: {e}\ninput event: {ev:?}\nxml: {xml}"),
+        Err(e) => {
+            panic!("encode_xml output does not parse again: {e}\ninput event: {ev:?}\nxml: {xml}")
+        }
     };
     let xml2 = encode_xml(&again);
     assert_eq!(xml, xml2, "encoding is not stable");

@@ -19,7 +19,11 @@ fn drain(s: &mut XmlStreamSplitter, frames: &mut Vec<Vec<u8>>) -> Option<SplitEr
             Ok(None) => return None,
             Err(e) => {
                 // The error is sticky.
-                assert_eq!(s.next_frame().err().as_ref(), Some(&e), "the error is not sticky");
+                assert_eq!(
+                    s.next_frame().err().as_ref(),
+                    Some(&e),
+                    "the error is not sticky"
+                );
                 return Some(e);
             }
         }
@@ -58,7 +62,10 @@ fuzz_target!(|data: &[u8]| {
     // oversized frame at a different point.
     let too_large = |e: &Option<SplitError>| matches!(e, Some(SplitError::TooLarge { .. }));
     if !too_large(&err) && !too_large(&err_whole) {
-        assert_eq!(frames, frames_whole, "frames depend on how the stream is cut");
+        assert_eq!(
+            frames, frames_whole,
+            "frames depend on how the stream is cut"
+        );
         assert_eq!(err, err_whole, "the error depends on how the stream is cut");
     }
 });

@@ -121,7 +121,9 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let base = if std::path::Path::new("/dev/shm").is_dir() {
-        tempfile::Builder::new().prefix("rampart-fuzz-").tempdir_in("/dev/shm")
+        tempfile::Builder::new()
+            .prefix("rampart-fuzz-")
+            .tempdir_in("/dev/shm")
     } else {
         tempfile::Builder::new().prefix("rampart-fuzz-").tempdir()
     };

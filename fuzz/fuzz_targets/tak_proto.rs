@@ -58,7 +58,11 @@ fn drain(s: &mut ProtoStreamSplitter, frames: &mut Vec<Vec<u8>>) -> Option<Proto
             }
             Ok(None) => return None,
             Err(e) => {
-                assert_eq!(s.next_frame().err().as_ref(), Some(&e), "the error is not sticky");
+                assert_eq!(
+                    s.next_frame().err().as_ref(),
+                    Some(&e),
+                    "the error is not sticky"
+                );
                 return Some(e);
             }
         }
@@ -101,7 +105,10 @@ fuzz_target!(|data: &[u8]| {
             whole.push(input);
             let mut frames_whole = Vec::new();
             let err_whole = drain(&mut whole, &mut frames_whole);
-            assert_eq!(frames, frames_whole, "frames depend on how the stream is cut");
+            assert_eq!(
+                frames, frames_whole,
+                "frames depend on how the stream is cut"
+            );
             assert_eq!(err, err_whole, "the error depends on how the stream is cut");
         }
     }

@@ -126,7 +126,8 @@ mod tests {
         let n = bad.len();
         bad[n - 1] = b'0';
         assert_eq!(fix_nmea_checksums(&bad), good.to_vec());
-        let ais = b"\\s:r003669945,c:1241544035*4A\\!AIVDM,1,1,,B,15M67FC000G?ufbE`FepT@3n00Sa,0*5C\r";
+        let ais =
+            b"\\s:r003669945,c:1241544035*4A\\!AIVDM,1,1,,B,15M67FC000G?ufbE`FepT@3n00Sa,0*5C\r";
         let fixed = fix_nmea_checksums(ais);
         assert!(fixed.ends_with(b"*5C\r"));
     }

@@ -5,6 +5,7 @@
 //! Benchmarks run in release builds only; tests never time anything.
 
 pub mod engine;
+pub mod feeds;
 pub mod history;
 pub mod http;
 pub mod picture;
@@ -60,6 +61,7 @@ pub fn run(name: &str, quick: bool, json: bool) -> anyhow::Result<()> {
         "track",
         "replay",
         "http",
+        "feeds",
         "all",
         "store-compare",
         "tak-fanout",
@@ -112,6 +114,13 @@ pub fn run(name: &str, quick: bool, json: bool) -> anyhow::Result<()> {
             scale(1_000, 50),
             1_000,
             4,
+        )?);
+    }
+    if all || name == "feeds" {
+        results.push(feeds::decode_rates(scale(5_000_000, 200_000)));
+        results.push(feeds::replay(
+            scale(1_000_000, 50_000),
+            scale(20_000, 2_000),
         )?);
     }
     if name == "store-compare" {

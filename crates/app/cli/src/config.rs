@@ -173,6 +173,8 @@ pub struct EngineSection {
     pub retention_interval_secs: u64,
     /// Delta batches buffered for live subscribers before a slow one resynchronises (default 256).
     pub fanout_capacity: usize,
+    /// Reports timed more than this many seconds ahead of the server clock are rejected (default 3600).
+    pub max_future_secs: u64,
 }
 
 impl Default for EngineSection {
@@ -181,6 +183,7 @@ impl Default for EngineSection {
             sweep_interval_ms: 1000,
             retention_interval_secs: 60,
             fanout_capacity: 256,
+            max_future_secs: 3600,
         }
     }
 }
@@ -284,6 +287,7 @@ impl Config {
             sweep_interval: Duration::from_millis(self.engine.sweep_interval_ms.max(10)),
             retention_interval: Duration::from_secs(self.engine.retention_interval_secs.max(1)),
             fanout_capacity: self.engine.fanout_capacity.max(1),
+            max_future_ms: self.engine.max_future_secs as i64 * 1000,
         }
     }
 

@@ -146,7 +146,7 @@ struct ExportArgs {
 
 #[derive(Args)]
 struct BenchArgs {
-    /// Which benchmark: engine, query, memory, history, track, replay, http, or all.
+    /// Which benchmark: engine, query, memory, history, track, replay, http, feeds, or all.
     #[arg(value_name = "NAME", default_value = "all")]
     name: String,
     /// Smaller sizes, for a quick look (figures are not comparable with the targets).

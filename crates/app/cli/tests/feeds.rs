@@ -166,10 +166,10 @@ async fn rejected(c: &reqwest::Client, node: &Node) -> HashMap<(String, String),
     out
 }
 
-fn count(m: &HashMap<(String, String), u64>, source: &str, reason: &str) -> u64 {
-    m.get(&(source.to_string(), reason.to_string()))
-        .copied()
-        .unwrap_or(0)
+/// `body` (from `$` or `!`) with its NMEA checksum appended.
+fn checksummed(body: &str) -> String {
+    let cs = body.bytes().skip(1).fold(0u8, |a, b| a ^ b);
+    format!("{body}*{cs:02X}")
 }
 
 fn write_config(dir: &Path, toml: &str) -> PathBuf {
@@ -267,6 +267,12 @@ async fn nmea_over_udp_and_tcp_becomes_the_mapped_entity() {
     let tcp_socket = TcpSocket::new_v4().unwrap();
     tcp_socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let tcp_port = tcp_socket.local_addr().unwrap().port();
+    // Two receivers that send a single epoch: one over UDP that then goes quiet, one over TCP
+    // that then hangs up. Their epoch has no successor to close it.
+    let quiet_udp = udp_from("127.0.0.1:0").await;
+    let closing_socket = TcpSocket::new_v4().unwrap();
+    closing_socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let closing_port = closing_socket.local_addr().unwrap().port();
     let config = write_config(
         dir.path(),
         &format!(
@@ -282,8 +288,17 @@ peer = "127.0.0.1:{tcp_port}"
 uid = "gps-tcp"
 type = "a-f-G-U-C"
 callsign = "BRAVO"
+
+[[feeds.protocols.nmea_source]]
+peer = "127.0.0.1:{quiet}"
+uid = "gps-quiet"
+
+[[feeds.protocols.nmea_source]]
+peer = "127.0.0.1:{closing_port}"
+uid = "gps-closed"
 "#,
-            udp = mapped_udp.local_addr().unwrap().port()
+            udp = mapped_udp.local_addr().unwrap().port(),
+            quiet = quiet_udp.local_addr().unwrap().port(),
         ),
     );
     let node = Node::start(
@@ -324,6 +339,15 @@ callsign = "BRAVO"
         stream.write_all(b).await.unwrap();
     }
     stream.flush().await.unwrap();
+    let single = lines_of(&last["sentences"]);
+    quiet_udp.send_to(&crlf(&single), udp_addr).await.unwrap();
+    let mut closing = closing_socket
+        .connect(node.listener("nmea-tcp"))
+        .await
+        .unwrap();
+    closing.write_all(&crlf(&single)).await.unwrap();
+    closing.shutdown().await.unwrap();
+    drop(closing);
 
     let c = reqwest::Client::new();
     let last_time = last["time"].as_i64().unwrap();
@@ -350,9 +374,23 @@ callsign = "BRAVO"
     assert_eq!(anon["type"], "a-u-G");
     assert_eq!(anon["callsign"], "nmea-127.0.0.1");
 
+    // The single epochs: emitted at the end of the connection, and after the epoch timeout
+    // (1.5 s) of a receiver gone quiet.
+    let closed = wait_entity(&c, &node, "gps-closed", at_last).await;
+    check_gps_entity("nmea-tcp closed", &closed, last);
+    assert_eq!(closed["type"], "a-u-G", "the mapping's default type");
+    let quiet = wait_entity(&c, &node, "gps-quiet", at_last).await;
+    check_gps_entity("nmea-udp quiet", &quiet, last);
+
     assert_eq!(
         uids(&c, &node).await,
-        ["gps-tcp", "gps-udp", "nmea-127.0.0.1"]
+        [
+            "gps-closed",
+            "gps-quiet",
+            "gps-tcp",
+            "gps-udp",
+            "nmea-127.0.0.1"
+        ]
     );
 
     // Every epoch is in the history, in order.
@@ -751,30 +789,38 @@ async fn bad_input_is_counted_never_folded_and_good_data_still_arrives() {
     let ais = oracle(&["ais", "255000000"]);
     let ais = ais.as_array().unwrap();
 
-    // NMEA: bad checksum, truncated, garbage, impossible latitude, overlong — between epochs.
-    let good = lines_of(&epochs[0]["sentences"]);
+    // NMEA: bad checksum, truncated, garbage, out-of-range and impossible values, overlong —
+    // between the sentences of an epoch. Each with the reason it must be counted under.
+    // Checksummed bad lines carry the epoch's own time, so they do not open epochs of their own.
+    let good = lines_of(&epochs[1]["sentences"]);
     let gga = &good[0];
-    let bad_checksum = format!("{}00", &gga[..gga.len() - 2]);
-    let truncated = gga[..30].to_string();
-    let impossible = {
-        let body = "GPGGA,120000.00,9512.000000,N,01804.116000,E,1,09,0.9,45.0,M,18.7,M,,";
-        let cs = body.bytes().fold(0u8, |a, b| a ^ b);
-        format!("${body}*{cs:02X}")
-    };
-    let overlong = format!("$GPGGA,{}", "1".repeat(3000));
-    let bad_nmea = [
-        bad_checksum.clone(),
-        truncated.clone(),
-        "hello, world".to_string(),
-        impossible.clone(),
-        overlong.clone(),
+    let t = gga.split(',').nth(1).unwrap();
+    let bad_nmea: Vec<(String, &str)> = vec![
+        (format!("{}00", &gga[..gga.len() - 2]), "bad_checksum"),
+        (gga[..30].to_string(), "missing_checksum"),
+        (checksummed(&format!("$GPRMC,{t},A")), "truncated"),
+        ("hello, world".to_string(), "garbage"),
+        (
+            checksummed(&format!(
+                "$GPGGA,{t},9512.000000,N,01804.116000,E,1,09,0.9,45.0,M,18.7,M,,"
+            )),
+            "bad_field",
+        ),
+        (
+            // Two million kilometres up: beyond the model's limit on hae.
+            checksummed(&format!(
+                "$GPGGA,{t},5919.758000,N,01804.116000,E,1,09,0.9,2000000000.0,M,18.7,M,,"
+            )),
+            "impossible_value",
+        ),
+        (format!("$GPGGA,{}", "1".repeat(3000)), "line_too_long"),
     ];
     let mut nt = tcp(node.listener("nmea-tcp")).await;
     let nu = udp_from("127.0.0.1:0").await;
     for (i, epoch) in epochs.iter().enumerate() {
         let mut lines = lines_of(&epoch["sentences"]);
         if i == 1 {
-            lines.splice(1..1, bad_nmea.iter().cloned());
+            lines.splice(1..1, bad_nmea.iter().map(|(l, _)| l.clone()));
         }
         nt.write_all(&crlf(&lines)).await.unwrap();
         for l in &lines {
@@ -788,16 +834,27 @@ async fn bad_input_is_counted_never_folded_and_good_data_still_arrives() {
     // AIS: orphan second fragment, bad checksum, garbage payload, overlong.
     let cargo5 = lines_of(&ais[0]["sentences"]);
     let pos = lines_of(&ais[1]["sentences"]);
-    let bad_ais = [
-        cargo5[1].clone(),
-        format!("{}FF", &pos[0][..pos[0].len() - 2]),
-        "!AIVDM,1,1,,A,~~~~~~,0*00".to_string(),
-        "!AIVDM,garbage".to_string(),
-        format!("!AIVDM,1,1,,A,{},0*00", "1".repeat(2000)),
+    let mmsi_zero = oracle(&[
+        "ais-one",
+        r#"{"msg_type": 1, "mmsi": 0, "lat": 51.0, "lon": 3.0, "speed": 1.0, "course": 10.0}"#,
+    ]);
+    let bad_ais: Vec<(String, &str)> = vec![
+        (cargo5[1].clone(), "orphan_fragment"),
+        (format!("{}FF", &pos[0][..pos[0].len() - 2]), "bad_checksum"),
+        (checksummed("!AIVDM,1,1,,A,~~~~~~,0"), "bad_field"),
+        ("!AIVDM,garbage".to_string(), "missing_checksum"),
+        (
+            mmsi_zero[0].as_str().unwrap().to_string(),
+            "impossible_value",
+        ),
+        (
+            format!("!AIVDM,1,1,,A,{},0*00", "1".repeat(2000)),
+            "line_too_long",
+        ),
     ];
     let mut at = tcp(node.listener("ais-tcp")).await;
     let au = udp_from("127.0.0.1:0").await;
-    let mut ais_lines: Vec<String> = bad_ais.to_vec();
+    let mut ais_lines: Vec<String> = bad_ais.iter().map(|(l, _)| l.clone()).collect();
     ais_lines.extend(cargo5.iter().cloned());
     ais_lines.extend(pos.iter().cloned());
     at.write_all(&crlf(&ais_lines)).await.unwrap();
@@ -811,21 +868,28 @@ async fn bad_input_is_counted_never_folded_and_good_data_still_arrives() {
     // SBS: garbage, impossible latitude, then a good position.
     let d = "2025/11/29,12:00:00.000,2025/11/29,12:00:00.000";
     let mut st = tcp(node.listener("sbs-tcp")).await;
-    let sbs = [
-        "garbage,,,".to_string(),
-        format!("MSG,3,1,1,ABCDEF,1,{d},,12000,,,95.00000,8.00000,,,0,0,0,0"),
-        format!("MSG,3,1,1,ABCDEF,1,{d},,12000,,,47.00000,8.00000,,,0,0,0,0"),
+    let sbs_bad: Vec<(String, &str)> = vec![
+        ("garbage,,,".to_string(), "bad_field"),
+        (
+            format!("MSG,3,1,1,ABCDEF,1,{d},,12000,,,95.00000,8.00000,,,0,0,0,0"),
+            "impossible_value",
+        ),
     ];
+    let mut sbs: Vec<String> = sbs_bad.iter().map(|(l, _)| l.clone()).collect();
+    sbs.push(format!(
+        "MSG,3,1,1,ABCDEF,1,{d},,12000,,,47.00000,8.00000,,,0,0,0,0"
+    ));
     st.write_all(&crlf(&sbs)).await.unwrap();
     st.flush().await.unwrap();
 
     // AVR: bad CRC, truncated, not hex.
     let mut vt = tcp(node.listener("avr-tcp")).await;
-    let avr = [
-        "*8D40621D58C382D690C8AC2863A8;".to_string(),
-        "*8D40621D58C3;".to_string(),
-        "*ZZZZ;".to_string(),
+    let avr_bad: Vec<(String, &str)> = vec![
+        ("*8D40621D58C382D690C8AC2863A8;".to_string(), "bad_crc"),
+        ("*8D40621D58C3;".to_string(), "truncated"),
+        ("*ZZZZ;".to_string(), "bad_field"),
     ];
+    let avr: Vec<String> = avr_bad.iter().map(|(l, _)| l.clone()).collect();
     vt.write_all(&crlf(&avr)).await.unwrap();
     vt.flush().await.unwrap();
 
@@ -853,40 +917,30 @@ async fn bad_input_is_counted_never_folded_and_good_data_still_arrives() {
 
     // Every bad line counted under its input and reason.
     let mut m = HashMap::new();
-    let want: &[(&str, &str, u64)] = &[
-        ("nmea-tcp", "bad_checksum", 1),
-        ("nmea-tcp", "line_too_long", 1),
-        ("nmea-tcp", "impossible_value", 1),
-        ("nmea-udp", "bad_checksum", 1),
-        ("nmea-udp", "line_too_long", 1),
-        ("nmea-udp", "impossible_value", 1),
-        ("ais-tcp", "orphan_fragment", 1),
-        ("ais-tcp", "bad_checksum", 1),
-        ("ais-tcp", "line_too_long", 1),
-        ("ais-udp", "orphan_fragment", 1),
-        ("ais-udp", "bad_checksum", 1),
-        ("ais-udp", "line_too_long", 1),
-        ("sbs-tcp", "impossible_value", 1),
-        ("avr-tcp", "bad_crc", 1),
-    ];
+    let mut want: HashMap<(String, String), u64> = HashMap::new();
+    for (sources, bad) in [
+        (&["nmea-tcp", "nmea-udp"][..], &bad_nmea),
+        (&["ais-tcp", "ais-udp"][..], &bad_ais),
+        (&["sbs-tcp"][..], &sbs_bad),
+        (&["avr-tcp"][..], &avr_bad),
+    ] {
+        for source in sources {
+            for (_, reason) in bad {
+                *want
+                    .entry((source.to_string(), reason.to_string()))
+                    .or_default() += 1;
+            }
+        }
+    }
     let settled = eventually(Duration::from_secs(10), async || {
         m = rejected(&c, &node).await;
-        let per_source = |src: &str| -> u64 {
-            m.iter()
-                .filter(|((s, _), _)| s == src)
-                .map(|(_, n)| *n)
-                .sum()
-        };
-        want.iter().all(|(s, r, n)| count(&m, s, r) == *n)
-            && per_source("nmea-tcp") == bad_nmea.len() as u64
-            && per_source("nmea-udp") == bad_nmea.len() as u64
-            && per_source("ais-tcp") == bad_ais.len() as u64
-            && per_source("ais-udp") == bad_ais.len() as u64
-            && per_source("sbs-tcp") == 2
-            && per_source("avr-tcp") == avr.len() as u64
+        m == want
     })
     .await;
-    assert!(settled, "rejections by source and reason: {m:#?}");
+    assert!(
+        settled,
+        "rejections by source and reason: got {m:#?}, want {want:#?}"
+    );
 
     // Only the good entities exist, and the node still serves.
     assert_eq!(
@@ -1004,27 +1058,55 @@ async fn replay_keeps_the_pace_and_fills_picture_and_history() {
         "4 s of RMC times at speed 10 take about 0.4 s, took {took:?}"
     );
 
-    let d = "2025/11/29,12:00:00.000,2025/11/29,12:00:00.000";
+    // A file of a single epoch: nothing follows to close it but the end of the file.
+    let one_epoch = tmp.join("one-epoch.nmea");
+    std::fs::write(&one_epoch, crlf(&lines_of(&epochs[0]["sentences"]))).unwrap();
+    let single = tmp.join("single");
+    let (out, _) = run_rampart(&[
+        "replay",
+        one_epoch.to_str().unwrap(),
+        "--format",
+        "nmea",
+        "--data",
+        single.to_str().unwrap(),
+    ]);
+    assert!(out.contains(": 1 reports stored"), "{out}");
+    let gj = export_geojson(tmp, &single, "single.geojson");
+    assert_eq!(gj["features"].as_array().unwrap().len(), 1, "{gj}");
+
+    // SBS generation times span 2 s: at speed 2 the replay takes about one second.
     let sbs_file = tmp.join("basestation.sbs");
+    let at = |s: u32| format!("2025/11/29,12:00:0{s}.000,2025/11/29,12:00:0{s}.100");
     std::fs::write(
         &sbs_file,
         [
-            format!("MSG,1,1,1,4CA123,1,{d},RYR12AB ,,,,,,,,,,,0"),
-            format!("MSG,3,1,1,4CA123,1,{d},,35000,,,53.35000,-6.26000,,,0,0,0,0"),
+            format!("MSG,1,1,1,4CA123,1,{},RYR12AB ,,,,,,,,,,,0", at(0)),
+            format!(
+                "MSG,3,1,1,4CA123,1,{},,35000,,,53.34000,-6.25000,,,0,0,0,0",
+                at(1)
+            ),
+            format!(
+                "MSG,3,1,1,4CA123,1,{},,35000,,,53.35000,-6.26000,,,0,0,0,0",
+                at(2)
+            ),
         ]
         .join("\n"),
     )
     .unwrap();
-    run_rampart(&[
+    let (_, took) = run_rampart(&[
         "replay",
         sbs_file.to_str().unwrap(),
         "--format",
         "sbs",
         "--speed",
-        "0",
+        "2",
         "--data",
         data.to_str().unwrap(),
     ]);
+    assert!(
+        took >= Duration::from_millis(600) && took < Duration::from_millis(3500),
+        "2 s of SBS times at speed 2 took {took:?}"
+    );
 
     let avr_file = tmp.join("riddle.avr");
     std::fs::write(

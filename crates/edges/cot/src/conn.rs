@@ -112,23 +112,39 @@ async fn serve<R: Reader, W: AsyncWrite + Unpin + Send>(
     let write_timeout = Duration::from_secs(edge.cfg.write_timeout_secs.max(1));
     let idle = Duration::from_secs(edge.cfg.idle_timeout_secs.max(1));
     let frame_timeout = Duration::from_secs(edge.cfg.frame_timeout_secs.max(1));
+    let slow_consumer = || Close {
+        reason: "slow_consumer",
+        message: format!(
+            "more than {} bytes queued: the client does not keep up",
+            edge.cfg.max_queue_bytes
+        ),
+    };
     let close = loop {
         if client.is_cut() {
-            break Close {
-                reason: "slow_consumer",
-                message: format!(
-                    "more than {} bytes queued: the client does not keep up",
-                    edge.cfg.max_queue_bytes
-                ),
-            };
+            break slow_consumer();
         }
         let mut out = std::mem::take(&mut session.direct);
         client.drain_into(&mut out);
         if !out.is_empty() {
-            match tokio::time::timeout(write_timeout, wr.write_all(&out)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => break closed(e.to_string()),
-                Err(_) => {
+            // A client that stops reading blocks this write while its queue overflows: the
+            // router's cut-off must end the connection now, not when the write times out.
+            let write = tokio::time::timeout(write_timeout, wr.write_all(&out));
+            tokio::pin!(write);
+            let written = loop {
+                tokio::select! {
+                    r = &mut write => break Some(r),
+                    _ = client.notify.notified() => {
+                        if client.is_cut() {
+                            break None;
+                        }
+                    }
+                }
+            };
+            match written {
+                None => break slow_consumer(),
+                Some(Ok(Ok(()))) => {}
+                Some(Ok(Err(e))) => break closed(e.to_string()),
+                Some(Err(_)) => {
                     break Close {
                         reason: "write_timeout",
                         message: format!("a write did not complete in {write_timeout:?}"),

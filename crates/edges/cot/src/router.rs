@@ -145,6 +145,18 @@ impl ClientHandle {
         frames.len()
     }
 
+    /// Queues the late-joiner picture. Its frames are shared with the cache and do not count
+    /// towards the byte bound, which is for traffic the client must keep up with.
+    fn push_snapshot(&self, frames: impl Iterator<Item = Arc<CotFrame>>) {
+        let mut q = self.queue.lock();
+        q.frames.extend(frames);
+        let any = !q.frames.is_empty();
+        drop(q);
+        if any {
+            self.notify.notify_one();
+        }
+    }
+
     /// Queues `frame`; false (and the client is cut off) when the byte bound is exceeded.
     fn push(&self, frame: Arc<CotFrame>) -> bool {
         if self.is_cut() {
@@ -252,11 +264,9 @@ impl Router {
             .filter(|f| f.stale > now)
             .cloned()
             .collect();
-        for f in snapshot {
-            if client.wants(&f) && !client.push(f) {
-                break;
-            }
-        }
+        // The picture is bounded by the cache, not by the queue bound: counting it would cut
+        // off every client joining a picture larger than `max_queue_bytes`.
+        client.push_snapshot(snapshot.into_iter().filter(|f| client.wants(f)));
         client
     }
 
@@ -407,6 +417,22 @@ mod tests {
         assert!(slow.is_cut());
         assert!(!fast.is_cut());
         assert_eq!(r.stats.overflow_cutoffs.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_picture_larger_than_the_queue_bound_does_not_cut_off_a_joiner() {
+        let r = Router::new(1024, 10_000);
+        for i in 0..500 {
+            r.publish(frame(&format!("e{i}"), None, &[], 1000), true);
+        }
+        let late = r.join(chans(&[]), Timestamp(0));
+        assert!(!late.is_cut());
+        let got = drained(&late);
+        assert_eq!(got.matches("<event").count(), 500);
+        // Live traffic is bounded again once the picture is drained.
+        r.publish(frame("live", None, &[], 1000), false);
+        assert!(!late.is_cut());
+        assert!(drained(&late).contains("live"));
     }
 
     #[test]

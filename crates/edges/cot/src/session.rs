@@ -61,18 +61,20 @@ pub(crate) struct Session {
 
 /// Strips an XML declaration and whitespace in front of an event, so relayed bytes are one
 /// bare `<event>` as streaming clients expect.
-fn bare_event(frame: Bytes) -> Bytes {
-    let text = frame.as_ref();
+///
+/// The result is a copy in its own allocation: a slice would keep the whole read buffer it came
+/// from alive for as long as the late-joiner cache holds the event.
+fn bare_event(frame: &[u8]) -> Bytes {
     let mut start = 0;
-    if text.starts_with(b"<?xml")
-        && let Some(end) = text.windows(2).position(|w| w == b"?>")
+    if frame.starts_with(b"<?xml")
+        && let Some(end) = frame.windows(2).position(|w| w == b"?>")
     {
         start = end + 2;
     }
-    while start < text.len() && text[start].is_ascii_whitespace() {
+    while start < frame.len() && frame[start].is_ascii_whitespace() {
         start += 1;
     }
-    frame.slice(start..)
+    Bytes::copy_from_slice(&frame[start..])
 }
 
 impl Session {
@@ -124,6 +126,15 @@ impl Session {
             (true, Some(t)) => Some(t),
             (true, None) => Some(Instant::now()),
         };
+        if pending == 0 && result.is_ok() {
+            // Between events a splitter holds no state but its grown buffer: start afresh so
+            // an idle connection holds no read memory.
+            let max = self.edge.cfg.max_event_bytes;
+            self.input = match self.input {
+                Input::Xml(_) => Input::Xml(XmlStreamSplitter::new(max)),
+                Input::Proto(_) => Input::Proto(ProtoStreamSplitter::new(max)),
+            };
+        }
         result
     }
 
@@ -139,7 +150,7 @@ impl Session {
                         .next_frame()
                         .map_err(|e| Close::new(e.reason(), e.to_string()))?;
                     let Some(frame) = frame else { return Ok(()) };
-                    let frame = bare_event(frame);
+                    let frame = bare_event(&frame);
                     let event = parse_xml(&frame, &self.limits)
                         .map_err(|e| Close::new(e.reason(), e.to_string()))?;
                     if self.on_event(event, Some(frame)) {

@@ -48,6 +48,19 @@ pub trait FeedDecoder: Send {
     fn line(&mut self, line: &[u8], now: Timestamp, out: &mut Vec<Report>)
     -> Result<(), FeedError>;
 
+    /// Emits what the decoder holds back waiting for more input (e.g. an NMEA epoch waiting
+    /// for its closing sentence). Called with `end = true` when the source ends (connection
+    /// closed, end of file), and with `end = false` while it is idle, when a decoder should
+    /// emit only what has waited long enough.
+    fn flush(
+        &mut self,
+        _now: Timestamp,
+        _end: bool,
+        _out: &mut Vec<Report>,
+    ) -> Result<(), FeedError> {
+        Ok(())
+    }
+
     /// The time a line carries, if its format has one (used to pace file replay).
     fn line_time(&mut self, _line: &[u8]) -> Option<Timestamp> {
         None

@@ -132,6 +132,31 @@ impl Source {
 }
 
 impl Source {
+    /// Emits what the decoder holds back: everything at the end of the source (`end`), or
+    /// what has waited long enough while the source is idle. Refusals are counted.
+    pub(crate) fn flush(&mut self, input: &FeedInput, end: bool, out: &mut Vec<Report>) {
+        let now = Timestamp::now();
+        let start = out.len();
+        if end {
+            let Source {
+                splitter, decoder, ..
+            } = self;
+            let mut on_line = |line: &[u8]| {
+                if let Err(e) = decoder.line(line, now, out) {
+                    input.metrics.reject(&input.kind, e.reason, 1);
+                }
+            };
+            splitter.finish(&mut on_line);
+        }
+        if let Err(e) = self.decoder.flush(now, end, out) {
+            input.metrics.reject(&input.kind, e.reason, 1);
+            tracing::debug!(kind = %input.kind, peer = ?self.peer.addr, reason = e.reason, message = %e.message, "feed data refused");
+        }
+        for r in &mut out[start..] {
+            r.provenance = self.provenance.clone();
+        }
+    }
+
     /// The time `line` carries, if its format has one (the line end is ignored).
     pub(crate) fn line_time(&mut self, line: &[u8]) -> Option<Timestamp> {
         let trimmed = line.strip_suffix(b"\n").unwrap_or(line);
@@ -144,8 +169,25 @@ impl Source {
 pub async fn run_udp_listener(socket: UdpSocket, input: FeedInput) {
     let mut sources: HashMap<SocketAddr, Source> = HashMap::new();
     let mut buf = vec![0u8; 65_536];
+    let mut idle = tokio::time::interval(IDLE_FLUSH);
+    idle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let (n, from) = match socket.recv_from(&mut buf).await {
+        let received = tokio::select! {
+            r = socket.recv_from(&mut buf) => r,
+            _ = idle.tick() => {
+                // Senders that went quiet still get their held-back data out.
+                let mut out = Vec::new();
+                for source in sources.values_mut() {
+                    source.flush(&input, false, &mut out);
+                }
+                let count = out.len() as u64;
+                if !input.batcher.try_send(out) {
+                    input.metrics.reject(&input.kind, "ingest_queue_full", count);
+                }
+                continue;
+            }
+        };
+        let (n, from) = match received {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(kind = %input.kind, error = %e, "udp receive failed");
@@ -253,9 +295,18 @@ async fn read_stream(mut stream: TcpStream, addr: SocketAddr, input: &FeedInput)
     let mut buf = vec![0u8; input.cfg.read_buffer_bytes.max(512)];
     let mut any = false;
     loop {
-        let n = match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        let n = match tokio::time::timeout(IDLE_FLUSH, stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(n)) => n,
+            Err(_) => {
+                // Idle: a quiet sender still gets its held-back data out.
+                let mut out = Vec::new();
+                source.flush(input, false, &mut out);
+                if !input.batcher.send(out).await {
+                    break;
+                }
+                continue;
+            }
         };
         any = true;
         let mut out = Vec::new();
@@ -266,7 +317,11 @@ async fn read_stream(mut stream: TcpStream, addr: SocketAddr, input: &FeedInput)
         }
     }
     let mut out = Vec::new();
-    source.feed(input, &[], true, &mut out);
+    source.flush(input, true, &mut out);
     input.batcher.send(out).await;
     any
 }
+
+/// How often idle sources are asked for data they hold back (an NMEA epoch whose receiver
+/// went quiet is emitted once it is older than the epoch timeout).
+const IDLE_FLUSH: Duration = Duration::from_millis(500);

@@ -97,7 +97,7 @@ pub async fn replay_file(
             }
         }
     }
-    source.feed(input, &[], true, &mut out);
+    source.flush(input, true, &mut out);
     stats.reports += out.len() as u64;
     input.batcher.send(out).await;
     Ok(stats)

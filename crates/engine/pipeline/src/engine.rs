@@ -35,6 +35,9 @@ pub struct EngineConfig {
     pub retention_interval: Duration,
     /// Delta batches buffered for subscribers before a slow one must resynchronise.
     pub fanout_capacity: usize,
+    /// A report whose `time` is further than this ahead of the server clock is rejected: it
+    /// would otherwise freeze its entity, since the newest time always wins.
+    pub max_future_ms: i64,
 }
 
 impl Default for EngineConfig {
@@ -45,6 +48,7 @@ impl Default for EngineConfig {
             sweep_interval: Duration::from_secs(1),
             retention_interval: Duration::from_secs(60),
             fanout_capacity: 1024,
+            max_future_ms: 3_600_000,
         }
     }
 }
@@ -214,7 +218,20 @@ impl Engine {
         let near_full = picture.len() + reports.len() >= max_entities;
         let mut new_uids: HashSet<Uid> = HashSet::new();
         let mut keep: Vec<Report> = Vec::with_capacity(reports.len());
+        let latest_allowed = now.plus_millis(self.cfg.max_future_ms);
         for (index, r) in reports.into_iter().enumerate() {
+            if r.time > latest_allowed {
+                receipt.rejected.push(Rejection {
+                    index,
+                    field: "time".into(),
+                    reason: format!(
+                        "{} is more than {} s ahead of the server clock",
+                        r.time,
+                        self.cfg.max_future_ms / 1000
+                    ),
+                });
+                continue;
+            }
             if has_ids && let Some(id) = &r.id {
                 match dedup.check(id) {
                     DedupVerdict::Duplicate => {

@@ -166,3 +166,23 @@ async fn subscribers_get_a_snapshot_then_deltas() {
         }
     }
 }
+
+#[tokio::test]
+async fn far_future_reports_are_rejected_so_they_cannot_freeze_an_entity() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _log) = open(dir.path(), EngineConfig::default());
+    let receipt = engine
+        .ingest(vec![report("a", 1.0, 2 * 3_600_000), report("a", 2.0, 0)])
+        .await
+        .unwrap();
+    assert_eq!(receipt.accepted, 1);
+    assert_eq!(receipt.rejected.len(), 1);
+    assert_eq!(receipt.rejected[0].index, 0);
+    assert_eq!(receipt.rejected[0].field, "time");
+    assert!(
+        receipt.rejected[0]
+            .reason
+            .contains("ahead of the server clock")
+    );
+    assert_eq!(engine.picture().get("a").unwrap().lat, 2.0);
+}

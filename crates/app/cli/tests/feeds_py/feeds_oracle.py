@@ -10,6 +10,7 @@ Generators print one JSON document on stdout:
                                     own sentences
   ais-tagged COUNT SPAN_S START_S   COUNT type-1 sentences (distinct MMSIs) with tag-block
                                     c: stamps spread evenly over SPAN_S seconds
+  ais-one JSON                      pyais encodes one message given as a JSON dict
   adsb HEX...                       pyModeS 3 decodes each frame (selected fields), and the
                                     even/odd pair position of the first two position frames
 
@@ -159,10 +160,14 @@ def adsb(frames):
     pos = [d for d in decoded if d.get("cpr_format") is not None]
     pair = None
     if len(pos) >= 2:
-        even = next(d for d in pos if d["cpr_format"] == 0)
-        odd = next(d for d in pos if d["cpr_format"] == 1)
-        p = airborne_position_pair(even["cpr_lat"], even["cpr_lon"], odd["cpr_lat"],
-                                   odd["cpr_lon"], even_is_newer=pos[-1] is even)
+        # The first even and odd frames of the first address that sent positions.
+        icao = pos[0]["icao"]
+        mine = [d for d in pos if d["icao"] == icao]
+        even = next(i for i, d in enumerate(mine) if d["cpr_format"] == 0)
+        odd = next(i for i, d in enumerate(mine) if d["cpr_format"] == 1)
+        e, o = mine[even], mine[odd]
+        p = airborne_position_pair(e["cpr_lat"], e["cpr_lon"], o["cpr_lat"], o["cpr_lon"],
+                                   even_is_newer=even > odd)
         pair = None if p is None else {"lat": p[0], "lon": p[1]}
     print(json.dumps({"frames": decoded, "pair": pair}))
 
@@ -193,9 +198,13 @@ def check_xml(path):
     coords, points, texts = [], [], []
     for el in root.iter():
         name = local(el.tag)
-        if name in ("coordinates", "coord") and el.text and el.text.strip():
+        if name == "coordinates" and el.text and el.text.strip():
+            # KML: whitespace-separated lon,lat[,alt] tuples.
             for tup in el.text.split():
-                coords.append([float(x) for x in tup.replace(",", " ").split()])
+                coords.append([float(x) for x in tup.split(",")])
+        if name == "coord" and el.text and el.text.strip():
+            # gx:coord: one "lon lat alt" tuple.
+            coords.append([float(x) for x in el.text.split()])
         if name in ("trkpt", "wpt", "point"):
             points.append({"lat": float(el.get("lat")), "lon": float(el.get("lon"))})
         if name in ("name", "event") or el.get("uid") or el.get("id"):
@@ -216,6 +225,10 @@ def main():
         nmea(int(args[0]), int(args[1]))
     elif cmd == "ais":
         ais(int(args[0]))
+    elif cmd == "ais-one":
+        from pyais import encode_dict
+
+        print(json.dumps(encode_dict(json.loads(args[0]), talker_id="AI", sentence_type="VDM")))
     elif cmd == "ais-tagged":
         ais_tagged(int(args[0]), int(args[1]), int(args[2]))
     elif cmd == "adsb":

@@ -68,4 +68,14 @@ impl FeedDecoder for AdsbDecoder {
             Err(e) => Err(FeedError::new(e.reason(), e.to_string())),
         }
     }
+
+    /// SBS lines carry their generation (else log) date and time, which pace a replay. Only
+    /// differences matter there, so the sender's time zone does not.
+    fn line_time(&mut self, line: &[u8]) -> Option<Timestamp> {
+        if self.format != AdsbFormat::Sbs {
+            return None;
+        }
+        let msg = rampart_codec_adsb::parse_sbs(std::str::from_utf8(line).ok()?).ok()?;
+        msg.generated.or(msg.logged).map(|t| t.assuming_utc())
+    }
 }

@@ -62,7 +62,8 @@ pub const LISTENER_KINDS: &[(&str, Protocol, bool)] = &[
 #[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NmeaSourceConfig {
-    /// The sender's IP address (any port), or `IP:PORT` for one sender.
+    /// The sender's IP address (any port), `IP:PORT` for one sender, or `file` for
+    /// `rampart replay`.
     pub peer: String,
     /// Entity uid.
     pub uid: String,
@@ -95,7 +96,11 @@ pub struct ProtocolConfig {
 impl ProtocolConfig {
     /// The entity a GPS receiver at `peer` reports as.
     fn nmea_mapping(&self, peer: &Peer) -> rampart_codec_nmea::SourceMapping {
-        let ip = peer.addr.map(|a| a.ip().to_string());
+        // A file replay has no address: it matches `peer = "file"`.
+        let ip = Some(
+            peer.addr
+                .map_or_else(|| "file".to_string(), |a| a.ip().to_string()),
+        );
         let full = peer.addr.map(|a| a.to_string());
         let found = self
             .nmea_source
@@ -108,7 +113,7 @@ impl ProtocolConfig {
                 callsign: s.callsign.as_deref().map(Text::from),
             },
             None => {
-                let uid = format!("nmea-{}", ip.as_deref().unwrap_or(&peer.kind));
+                let uid = format!("nmea-{}", ip.as_deref().unwrap_or("file"));
                 rampart_codec_nmea::SourceMapping {
                     callsign: Some(Text::from(uid.as_str())),
                     uid: Uid::from(uid.as_str()),

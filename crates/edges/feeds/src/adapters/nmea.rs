@@ -52,6 +52,15 @@ impl FeedDecoder for NmeaDecoder {
         polled.map_err(|e| FeedError::new(e.reason(), e.to_string()))
     }
 
+    fn flush(&mut self, now: Timestamp, end: bool, out: &mut Vec<Report>) -> Result<(), FeedError> {
+        let done = if end {
+            self.source.flush(now, out)
+        } else {
+            self.source.poll(now, out)
+        };
+        done.map_err(|e| FeedError::new(e.reason(), e.to_string()))
+    }
+
     fn line_time(&mut self, line: &[u8]) -> Option<Timestamp> {
         sentence_time(line, &self.frame)
     }
