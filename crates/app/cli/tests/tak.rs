@@ -381,3 +381,68 @@ async fn channels_separate_listeners() {
     assert!(!t1.contains(&"ANDROID-red-1".to_string()), "{t1:?}");
     assert!(!l1.contains(&"ANDROID-blue-1".to_string()), "{l1:?}");
 }
+
+/// A client that streams TAK protocol v1 without negotiating (as pytak does with TAK_PROTO
+/// set) is understood, and is answered in protobuf too.
+#[tokio::test(flavor = "multi_thread")]
+async fn unnegotiated_protobuf_streams_are_detected() {
+    use rampart_codec_cot::{
+        CotEvent, CotLimits, ProtoStreamSplitter, XmlStreamSplitter, encode_stream, encode_xml,
+    };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(&dir, Some("[cot]\noffer_protocol = false\n"));
+    let addr = node.listener("cot-tcp");
+    let now = rampart_model::Timestamp::now();
+    let pli = |uid: &str, lat: f64| {
+        let mut e = CotEvent::new(uid, "a-f-G-U-C", now, now.plus_millis(60_000));
+        e.point.lat = lat;
+        e.point.lon = 10.0;
+        e
+    };
+    let mut xml_client = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut proto_client = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    proto_client
+        .write_all(&encode_stream(&pli("proto-1", 1.5).to_tak_message()))
+        .await
+        .unwrap();
+    // The XML client gets it as XML.
+    let mut xml = XmlStreamSplitter::new(65536);
+    let mut buf = vec![0u8; 65536];
+    let got = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let n = xml_client.read(&mut buf).await.unwrap();
+            assert!(n > 0, "connection closed");
+            xml.push(&buf[..n]);
+            if let Some(frame) = xml.next_frame().unwrap() {
+                return rampart_codec_cot::parse_xml(&frame, &CotLimits::default()).unwrap();
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(got.uid, "proto-1");
+    // The protobuf client gets the XML client's event as protobuf.
+    xml_client
+        .write_all(encode_xml(&pli("xml-1", 2.5)).as_bytes())
+        .await
+        .unwrap();
+    let mut proto = ProtoStreamSplitter::new(65536);
+    let msg = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let n = proto_client.read(&mut buf).await.unwrap();
+            assert!(n > 0, "connection closed");
+            proto.push(&buf[..n]);
+            if let Some(m) = proto.next_message().unwrap() {
+                return m;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let event = CotEvent::from_tak_message(&msg, &CotLimits::default()).unwrap();
+    assert_eq!(event.uid, "xml-1");
+    assert_eq!(entity(&node, "proto-1").await["lat"], 1.5);
+}

@@ -56,7 +56,9 @@ pub struct CotConfig {
     /// Offer TAK protocol v1 (`t-x-takp-v`) to every streaming client on connect.
     pub offer_protocol: bool,
     /// Channels by listener kind (`cot-tcp`, `cot-tls`, `cot-udp`): clients receive the events
-    /// of clients sharing a channel. A kind without an entry has no channel restriction.
+    /// of clients sharing a channel. `name:in` only sends into a channel (a write-only group,
+    /// e.g. sensors nobody on that listener reads), `name:out` only receives from it. A kind
+    /// without an entry has no channel restriction.
     pub channels: HashMap<String, Vec<String>>,
     /// Server certificate (PEM) for `cot-tls`; generated under the data directory if absent.
     pub tls_cert: Option<std::path::PathBuf>,
@@ -144,12 +146,29 @@ impl CotEdge {
         &self.router
     }
 
+    /// The channels clients of `kind` send into.
     pub(crate) fn channels_for(&self, kind: &str) -> Arc<[Arc<str>]> {
-        self.cfg
-            .channels
-            .get(kind)
-            .map(|c| c.iter().map(|s| Arc::<str>::from(s.as_str())).collect())
-            .unwrap_or_else(|| Arc::from(Vec::new()))
+        self.membership(kind).0
+    }
+
+    /// The channels clients of `kind` send into and receive from (`None`: everything).
+    pub(crate) fn membership(&self, kind: &str) -> (Arc<[Arc<str>]>, Option<Arc<[Arc<str>]>>) {
+        let Some(entries) = self.cfg.channels.get(kind) else {
+            return (Arc::from(Vec::new()), None);
+        };
+        let mut send = Vec::new();
+        let mut recv = Vec::new();
+        for e in entries {
+            if let Some(name) = e.strip_suffix(":in") {
+                send.push(Arc::<str>::from(name));
+            } else if let Some(name) = e.strip_suffix(":out") {
+                recv.push(Arc::<str>::from(name));
+            } else {
+                send.push(Arc::<str>::from(e.as_str()));
+                recv.push(Arc::<str>::from(e.as_str()));
+            }
+        }
+        (Arc::from(send), Some(Arc::from(recv)))
     }
 
     /// Drops cached events that went stale (call periodically).

@@ -78,8 +78,11 @@ pub enum Cutoff {
 pub struct ClientHandle {
     /// The client's id.
     pub id: ClientId,
-    /// The channels the client belongs to; it receives events of any of them.
+    /// The channels the client's events are sent into (empty: every client may see them).
     pub channels: Arc<[Arc<str>]>,
+    /// The channels the client receives from; `None` receives from every channel. Events
+    /// sent into no channel (other sources, unrestricted listeners) reach every client.
+    pub recv: Option<Arc<[Arc<str>]>>,
     format: AtomicU8,
     callsign: Mutex<Option<String>>,
     queue: Mutex<ClientQueue>,
@@ -187,8 +190,10 @@ impl ClientHandle {
             return false;
         }
         let shares_channel = frame.channels.is_empty()
-            || self.channels.is_empty()
-            || frame.channels.iter().any(|c| self.channels.contains(c));
+            || match &self.recv {
+                None => true,
+                Some(recv) => frame.channels.iter().any(|c| recv.contains(c)),
+            };
         if !shares_channel {
             return false;
         }
@@ -242,11 +247,17 @@ impl Router {
 
     /// Registers a client in `channels` and queues the current picture for it: the latest
     /// non-stale event of every entity it may see.
-    pub fn join(&self, channels: Arc<[Arc<str>]>, now: Timestamp) -> Arc<ClientHandle> {
+    pub fn join(
+        &self,
+        channels: Arc<[Arc<str>]>,
+        recv: Option<Arc<[Arc<str>]>>,
+        now: Timestamp,
+    ) -> Arc<ClientHandle> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let client = Arc::new(ClientHandle {
             id,
             channels,
+            recv,
             format: AtomicU8::new(Format::Xml as u8),
             callsign: Mutex::new(None),
             queue: Mutex::new(ClientQueue::default()),
@@ -360,6 +371,10 @@ mod tests {
         names.iter().map(|n| Arc::<str>::from(*n)).collect()
     }
 
+    fn recv(names: &[&str]) -> Option<Arc<[Arc<str>]>> {
+        (!names.is_empty()).then(|| chans(names))
+    }
+
     fn frame(uid: &str, origin: Option<ClientId>, channels: &[&str], stale: i64) -> Arc<CotFrame> {
         Arc::new(CotFrame {
             uid: uid.into(),
@@ -382,9 +397,9 @@ mod tests {
     #[test]
     fn no_echo_channels_and_late_joiners() {
         let r = Router::new(1 << 20, 100);
-        let a = r.join(chans(&["blue"]), Timestamp(0));
-        let b = r.join(chans(&["blue"]), Timestamp(0));
-        let c = r.join(chans(&["red"]), Timestamp(0));
+        let a = r.join(chans(&["blue"]), recv(&["blue"]), Timestamp(0));
+        let b = r.join(chans(&["blue"]), recv(&["blue"]), Timestamp(0));
+        let c = r.join(chans(&["red"]), recv(&["red"]), Timestamp(0));
         r.publish(frame("a-sa", Some(a.id), &["blue"], 1000), true);
         assert_eq!(drained(&a), "");
         assert_eq!(drained(&b), "<event uid='a-sa'/>");
@@ -394,7 +409,7 @@ mod tests {
         assert!(drained(&c).contains("http-1"));
         // A late joiner gets the current, non-stale picture of its channels.
         r.publish(frame("old", Some(b.id), &["blue"], 10), true);
-        let d = r.join(chans(&["blue"]), Timestamp(500));
+        let d = r.join(chans(&["blue"]), recv(&["blue"]), Timestamp(500));
         let got = drained(&d);
         assert!(
             got.contains("a-sa") && got.contains("http-1") && !got.contains("old"),
@@ -406,8 +421,8 @@ mod tests {
     #[test]
     fn slow_clients_are_cut_off_not_skipped() {
         let r = Router::new(1024, 100);
-        let fast = r.join(chans(&[]), Timestamp(0));
-        let slow = r.join(chans(&[]), Timestamp(0));
+        let fast = r.join(chans(&[]), recv(&[]), Timestamp(0));
+        let slow = r.join(chans(&[]), recv(&[]), Timestamp(0));
         let mut cut = Vec::new();
         for i in 0..200 {
             cut.extend(r.publish(frame(&format!("e{i}"), None, &[], 1000), false).1);
@@ -425,7 +440,7 @@ mod tests {
         for i in 0..500 {
             r.publish(frame(&format!("e{i}"), None, &[], 1000), true);
         }
-        let late = r.join(chans(&[]), Timestamp(0));
+        let late = r.join(chans(&[]), recv(&[]), Timestamp(0));
         assert!(!late.is_cut());
         let got = drained(&late);
         assert_eq!(got.matches("<event").count(), 500);
@@ -438,9 +453,9 @@ mod tests {
     #[test]
     fn directed_messages_reach_only_their_callsigns() {
         let r = Router::new(1 << 20, 100);
-        let alice = r.join(chans(&[]), Timestamp(0));
+        let alice = r.join(chans(&[]), recv(&[]), Timestamp(0));
         alice.set_callsign("ALICE");
-        let bob = r.join(chans(&[]), Timestamp(0));
+        let bob = r.join(chans(&[]), recv(&[]), Timestamp(0));
         bob.set_callsign("BOB");
         let mut f = frame("chat", None, &[], 1000);
         Arc::get_mut(&mut f).unwrap().dest_callsigns = Some(Arc::from(vec!["BOB".to_string()]));
@@ -452,7 +467,7 @@ mod tests {
     #[test]
     fn format_switch_changes_the_bytes() {
         let r = Router::new(1 << 20, 100);
-        let a = r.join(chans(&[]), Timestamp(0));
+        let a = r.join(chans(&[]), recv(&[]), Timestamp(0));
         r.set_format(&a, Format::Proto);
         assert!(r.has_proto_clients());
         r.publish(frame("x", None, &[], 1000), false);

@@ -82,7 +82,8 @@ impl Session {
     /// offers TAK protocol v1.
     pub fn new(edge: Arc<CotEdge>, kind: &'static str, identity: &str) -> Session {
         let now = Timestamp::now();
-        let client = edge.router.join(edge.channels_for(kind), now);
+        let (send, recv) = edge.membership(kind);
+        let client = edge.router.join(send, recv, now);
         let mut direct = Vec::new();
         if edge.cfg.offer_protocol {
             let offer = control::protocol_support(&edge.server_uid, now, None);
@@ -139,6 +140,16 @@ impl Session {
     }
 
     fn absorb(&mut self, data: &[u8]) -> Result<(), Close> {
+        // Some clients (pytak with TAK_PROTO set, for one) stream protobuf without negotiating.
+        // Between XML events the magic byte 0xbf cannot start anything valid, so it is safe
+        // to take it as the switch, in both directions.
+        if let Input::Xml(splitter) = &self.input
+            && splitter.buffered() == 0
+            && data.iter().find(|b| !b.is_ascii_whitespace()) == Some(&0xbf)
+        {
+            self.input = Input::Proto(ProtoStreamSplitter::new(self.edge.cfg.max_event_bytes));
+            self.edge.router.set_format(&self.client, Format::Proto);
+        }
         match &mut self.input {
             Input::Xml(s) => s.push(data),
             Input::Proto(s) => s.push(data),
