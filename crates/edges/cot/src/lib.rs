@@ -152,7 +152,7 @@ impl CotEdge {
     }
 
     /// The channels clients of `kind` send into and receive from (`None`: everything).
-    pub(crate) fn membership(&self, kind: &str) -> (Arc<[Arc<str>]>, Option<Arc<[Arc<str>]>>) {
+    pub(crate) fn membership(&self, kind: &str) -> (router::Channels, Option<router::Channels>) {
         let Some(entries) = self.cfg.channels.get(kind) else {
             return (Arc::from(Vec::new()), None);
         };

@@ -19,6 +19,9 @@ use tokio::sync::Notify;
 /// Identifies a connected client.
 pub type ClientId = u64;
 
+/// A set of channel names.
+pub type Channels = Arc<[Arc<str>]>;
+
 /// The wire format a client reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
