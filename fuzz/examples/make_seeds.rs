@@ -136,9 +136,78 @@ fn history() {
     );
 }
 
+fn adsb() {
+    use rampart_codec_adsb::encode::{
+        airborne_position, identification, status, surface_position, to_avr, velocity,
+    };
+    use rampart_codec_adsb::{EmitterCategory, Squawk};
+    let a = 0x4840D6;
+    // An airliner near the receiver: identification, two global pairs (acquisition and
+    // confirmation), velocity with GNSS-minus-baro, local decodes, a squawk 7700 status.
+    let mut lines = vec![to_avr(&identification(
+        a,
+        EmitterCategory { set: 'A', code: 3 },
+        "KLM1023",
+    ))];
+    for i in 0..6 {
+        let lat = 52.30 + f64::from(i) * 0.002;
+        let lon = 4.70 + f64::from(i) * 0.003;
+        lines.push(to_avr(&airborne_position(
+            a,
+            Some(12_000),
+            false,
+            lat,
+            lon,
+            i % 2 == 1,
+        )));
+        if i == 2 {
+            lines.push(to_avr(&velocity(a, 250, 180, Some(-640), Some(-150))));
+            lines.push(to_avr(&status(a, 1, Squawk(0o7700))));
+        }
+    }
+    lines.push(to_avr(&airborne_position(
+        a,
+        Some(12_100),
+        true,
+        52.313,
+        4.719,
+        false,
+    )));
+    write(
+        "adsb_avr",
+        "encoded-airborne-track",
+        (lines.join("\n") + "\n").as_bytes(),
+    );
+    // A ground vehicle at the airport (surface CPR needs the receiver position).
+    let g = 0x4840D7;
+    let mut lines = vec![to_avr(&identification(
+        g,
+        EmitterCategory { set: 'C', code: 1 },
+        "TUG01",
+    ))];
+    for i in 0..5 {
+        let lat = 52.3080 + f64::from(i) * 0.0002;
+        let lon = 4.7640 + f64::from(i) * 0.0001;
+        lines.push(to_avr(&surface_position(
+            g,
+            Some(12.0),
+            Some(20.0),
+            lat,
+            lon,
+            i % 2 == 1,
+        )));
+    }
+    write(
+        "adsb_avr",
+        "encoded-surface",
+        (lines.join("\n") + "\n").as_bytes(),
+    );
+}
+
 fn main() {
     assert!(Path::new(&root().join("seeds/json_reports")).is_dir());
     tak_proto();
     history();
+    adsb();
     println!("seeds written under {}", root().join("seeds").display());
 }

@@ -747,7 +747,12 @@ pub async fn fanout(cfg: &FanoutConfig) -> anyhow::Result<Figures> {
     let mut tc = TimeCache::new();
     tc.refresh();
     let mut sa = Vec::with_capacity(512);
+    let connect_deadline = Instant::now() + Duration::from_secs(60);
     for i in 0..n {
+        anyhow::ensure!(
+            Instant::now() < connect_deadline,
+            "only {i} of {n} clients connected and registered within 60 s"
+        );
         let s = connect(cfg.target).await?;
         let (r, mut w) = s.into_split();
         readers.push(tokio::spawn(fanout_reader(
@@ -1131,6 +1136,10 @@ pub async fn idle(cfg: &IdleConfig) -> anyhow::Result<Figures> {
     let started = Instant::now();
     let mut conns = Vec::with_capacity(cfg.connections);
     for i in 0..cfg.connections {
+        // A server that stops accepting must not hold the run: stop opening after settle_max.
+        if started.elapsed() > cfg.settle_max {
+            break;
+        }
         let permit = sem.clone().acquire_owned().await?;
         let (bytes, open, failed, stop) =
             (bytes.clone(), open.clone(), failed.clone(), stop_rx.clone());
@@ -1161,6 +1170,7 @@ pub async fn idle(cfg: &IdleConfig) -> anyhow::Result<Figures> {
             (disconnected, Some(w))
         }));
     }
+    let attempted = conns.len();
     let connect_secs = started.elapsed().as_secs_f64();
     // Wait until every connection is made and the server's traffic has settled (bounded).
     let settle_end = Instant::now() + cfg.settle_max;
@@ -1170,7 +1180,7 @@ pub async fn idle(cfg: &IdleConfig) -> anyhow::Result<Figures> {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let done = open.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed);
         let now = bytes.load(Ordering::Relaxed);
-        if now != last || done < cfg.connections {
+        if now != last || done < attempted {
             last = now;
             quiet_since = Instant::now();
         } else if quiet_since.elapsed() >= Duration::from_secs(2) {

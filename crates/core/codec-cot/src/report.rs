@@ -76,6 +76,10 @@ pub mod attr {
 /// `s` with control characters replaced by spaces and cut to at most `max` bytes on a
 /// character boundary; `None` when nothing is left.
 fn fit(s: &str, max: usize) -> Option<Text> {
+    // Fast path: printable ASCII that fits is kept as is (one copy, no per-char pushes).
+    if s.len() <= max && s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return (!s.trim().is_empty()).then(|| Text::from(s));
+    }
     let mut out = Text::default();
     for c in s.chars() {
         let c = if c.is_control() { ' ' } else { c };

@@ -182,6 +182,41 @@ impl XmlStreamSplitter {
 
     fn scan(&mut self) -> Result<Option<Bytes>, SplitError> {
         while self.pos < self.buf.len() {
+            // Fast-forward over bytes that change nothing but the position (text inside a
+            // frame, quoted values, the rest of a tag), as the byte loop below would.
+            let rest = &self.buf[self.pos..];
+            let neutral = match self.state {
+                Lex::Text if self.frame_start.is_some() => rest.iter().position(|&c| c == b'<'),
+                Lex::StartTag { quote, .. } if quote != 0 => rest.iter().position(|&c| c == quote),
+                Lex::StartTag { .. } => rest
+                    .iter()
+                    .position(|&c| matches!(c, b'"' | b'\'' | b'/' | b'>')),
+                Lex::EndTag => rest.iter().position(|&c| c == b'>'),
+                Lex::Pi(false) => rest.iter().position(|&c| c == b'?'),
+                _ => Some(0),
+            };
+            let skip = neutral.unwrap_or(rest.len());
+            if skip > 0 {
+                match self.state {
+                    Lex::StartTag { quote: 0, .. } => {
+                        self.state = Lex::StartTag {
+                            quote: 0,
+                            slash: false,
+                        };
+                    }
+                    Lex::Pi(_) => self.state = Lex::Pi(false),
+                    _ => {}
+                }
+                self.pos += skip;
+                let held_from = self.frame_start.unwrap_or(0);
+                if self.pos - held_from > self.max_frame {
+                    return Err(SplitError::TooLarge {
+                        max: self.max_frame,
+                        offset: self.at(held_from),
+                    });
+                }
+                continue;
+            }
             let b = self.buf[self.pos];
             let in_frame = self.frame_start.is_some();
             let mut complete = false;

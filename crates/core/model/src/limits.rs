@@ -191,9 +191,10 @@ impl Limits {
                 AttrValue::Num(n) if !n.is_finite() => {
                     return Err(FieldError::new(format!("attributes.{k}"), "must be finite"));
                 }
-                AttrValue::Text(t) => {
-                    check_text(&format!("attributes.{k}"), t, self.max_attribute_text_len)?
-                }
+                // The field name is only built when there is an error to report: this runs
+                // for every attribute of every report.
+                AttrValue::Text(t) => check_text("", t, self.max_attribute_text_len)
+                    .map_err(|e| FieldError::new(format!("attributes.{k}"), e.reason))?,
                 AttrValue::Num(_) => {}
             }
         }
