@@ -37,14 +37,15 @@ struct Mover {
     label: Label,
 }
 
-/// A fleet of movers that emits their reports round by round.
-struct Fleet {
+/// A fleet of movers that emits their reports round by round (shared with the storage
+/// engine comparison, so every engine sees the same workload).
+pub(crate) struct Fleet {
     movers: Vec<Mover>,
     rng: SmallRng,
 }
 
 impl Fleet {
-    fn new(n: usize, seed: u64, prefix: &str) -> Fleet {
+    pub(crate) fn new(n: usize, seed: u64, prefix: &str) -> Fleet {
         let mut rng = SmallRng::seed_from_u64(seed);
         let secret = Label {
             classification: "SECRET".into(),
@@ -83,8 +84,13 @@ impl Fleet {
         Fleet { movers, rng }
     }
 
+    /// A random arrival delay below `max_ms`, from the fleet's own generator.
+    pub(crate) fn jitter_ms(&mut self, max_ms: i64) -> i64 {
+        self.rng.random_range(0..max_ms.max(1))
+    }
+
     /// Moves entity `i` by one interval and returns its report at `time`.
-    fn report(&mut self, i: usize, time: i64) -> Report {
+    pub(crate) fn report(&mut self, i: usize, time: i64) -> Report {
         let rng = &mut self.rng;
         let m = &mut self.movers[i];
         m.course = (m.course + rng.random_range(-5.0..5.0)).rem_euclid(360.0);

@@ -58,9 +58,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use rampart_history::{HistoryStore, SegmentLog, SegmentLogConfig, Ticket, TrackQuery};
-use rampart_model::{Label, Provenance, Report, Text, Timestamp, Uid};
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rampart_model::{Label, Provenance, Report, Text, Timestamp};
 use redb::{ReadableDatabase, ReadableTable};
 
 use crate::Figures;
@@ -70,8 +68,6 @@ use crate::util::quantile;
 const T0: i64 = 1_767_225_600_000;
 /// Milliseconds between two reports of one entity in the ingest workload.
 const INTERVAL_MS: i64 = 5_000;
-/// Stale time after each report, as real feeds send it.
-const STALE_MS: i64 = 60_000;
 /// The uid of the entity whose track is queried.
 const TRACK_UID: &str = "track-000000";
 
@@ -596,98 +592,7 @@ fn allocated(meta: &std::fs::Metadata) -> u64 {
 // ---------------------------------------------------------------------------------------------
 // Workloads
 
-/// One simulated entity: a ground vehicle or an aircraft moving on a slowly turning course.
-struct Mover {
-    uid: Uid,
-    callsign: Text,
-    cot_type: Text,
-    lat: f64,
-    lon: f64,
-    hae: f64,
-    course: f64,
-    speed: f64,
-    provenance: Provenance,
-    label: Label,
-}
-
-/// A fleet of movers, the same model as the history benchmark's (which keeps its own private).
-struct Fleet {
-    movers: Vec<Mover>,
-    rng: SmallRng,
-}
-
-impl Fleet {
-    fn new(n: usize, seed: u64, prefix: &str) -> Fleet {
-        let mut rng = SmallRng::seed_from_u64(seed);
-        let secret = Label {
-            classification: "SECRET".into(),
-            releasability: vec!["NATO".into()],
-        };
-        let movers = (0..n)
-            .map(|i| {
-                let air = rng.random_bool(0.1);
-                Mover {
-                    uid: format!("{prefix}-{i:06}").into(),
-                    callsign: format!("{}{}", if air { "EAGLE" } else { "WOLF" }, i).into(),
-                    cot_type: if air { "a-f-A-M-F" } else { "a-f-G-U-C" }.into(),
-                    lat: rng.random_range(48.0..54.0),
-                    lon: rng.random_range(6.0..14.0),
-                    hae: if air {
-                        rng.random_range(3_000.0..10_000.0)
-                    } else {
-                        rng.random_range(0.0..800.0)
-                    },
-                    course: rng.random_range(0.0..360.0),
-                    speed: if air {
-                        rng.random_range(100.0..250.0)
-                    } else {
-                        rng.random_range(0.0..25.0)
-                    },
-                    // Reports arrive through a few dozen gateways.
-                    provenance: Provenance::new("cot-tcp", &format!("gateway-{:02}", i % 40)),
-                    label: if i % 10 == 0 {
-                        secret.clone()
-                    } else {
-                        Label::unclassified()
-                    },
-                }
-            })
-            .collect();
-        Fleet { movers, rng }
-    }
-
-    /// Moves entity `i` by one interval and returns its report at `time`.
-    fn report(&mut self, i: usize, time: i64) -> Report {
-        let rng = &mut self.rng;
-        let m = &mut self.movers[i];
-        m.course = (m.course + rng.random_range(-5.0..5.0)).rem_euclid(360.0);
-        m.speed = (m.speed + rng.random_range(-0.5..0.5)).max(0.0);
-        let dist = m.speed * INTERVAL_MS as f64 / 1000.0;
-        let rad = m.course.to_radians();
-        m.lat = (m.lat + dist * rad.cos() / 111_320.0).clamp(-89.0, 89.0);
-        m.lon += dist * rad.sin() / (111_320.0 * m.lat.to_radians().cos());
-        if m.lon > 180.0 {
-            m.lon -= 360.0;
-        }
-        m.hae = (m.hae + rng.random_range(-2.0..2.0)).max(-100.0);
-        Report {
-            uid: m.uid.clone(),
-            cot_type: Some(m.cot_type.clone()),
-            callsign: Some(m.callsign.clone()),
-            lat: m.lat,
-            lon: m.lon,
-            hae: Some(m.hae),
-            course: Some(m.course),
-            speed: Some(m.speed),
-            how: Some("m-g".into()),
-            time: Timestamp(time),
-            stale: Some(Timestamp(time + STALE_MS)),
-            label: Some(m.label.clone()),
-            provenance: m.provenance.clone(),
-            ..Report::default()
-        }
-    }
-}
+use crate::history::Fleet;
 
 /// Splits `n` reports made by `make` into batches of `batch`.
 fn batched(n: usize, batch: usize, mut make: impl FnMut(usize) -> Report) -> Vec<Vec<Report>> {
@@ -707,7 +612,7 @@ fn ingest_workload(sizes: &Sizes) -> Vec<Vec<Report>> {
     let mut fleet = Fleet::new(n, 1, "unit");
     batched(sizes.reports, sizes.batch, |k| {
         let round = (k / n) as i64;
-        let jitter = fleet.rng.random_range(0..1000);
+        let jitter = fleet.jitter_ms(1000);
         fleet.report(k % n, T0 + round * INTERVAL_MS + jitter)
     })
 }

@@ -59,7 +59,8 @@ pub struct FanoutConfig {
     pub seconds: f64,
     /// Wait after the registrations before sending starts.
     pub settle: Duration,
-    /// Longest wait for stragglers after the last send.
+    /// Longest wait for stragglers after the last send; the wait also ends once nothing
+    /// arrived for a third of it.
     pub drain: Duration,
     /// The server's PID, for its CPU time and memory (process tree).
     pub server_pid: Option<u32>,
@@ -135,10 +136,9 @@ impl TimeCache {
         if now.0 != self.ms {
             self.ms = now.0;
             self.time = now.to_rfc3339();
-            // Whole seconds, as ATAK writes them: "2026-01-02T03:04:05Z".
-            self.start = Timestamp(now.0 - now.0.rem_euclid(1000))
-                .to_rfc3339()
-                .replace(".000Z", "Z");
+            // FreeTAKServer rejects times without fractional seconds: keep milliseconds.
+            self.start = self.time.clone();
+            self.stale = now.plus_millis(120_000).to_rfc3339();
             self.stale = Timestamp(now.0 - now.0.rem_euclid(1000) + 120_000)
                 .to_rfc3339()
                 .replace(".000Z", "Z");
@@ -172,11 +172,13 @@ fn write_pli(buf: &mut Vec<u8>, dev: &Device, seq: u64, t_us: u64, tc: &TimeCach
     let _ = write!(
         buf,
         "<event version=\"2.0\" uid=\"{uid}\" type=\"a-f-G-U-C\" how=\"m-g\" time=\"{t}\" \
-         start=\"{start}\" stale=\"{s}\"><point lat=\"{lat:.5}\" lon=\"{lon:.5}\" hae=\"512\" \
-         ce=\"5\" le=\"9\"/><detail><takv platform=\"ATAK-CIV\" version=\"5.2\"/><contact \
-         callsign=\"{cs}\"/><uid Droid=\"{cs}\"/><precisionlocation altsrc=\"GPS\"/><__group \
-         name=\"Cyan\" role=\"Team Member\"/><status battery=\"{bat}\"/><track \
-         course=\"{course}\" speed=\"1.4\"/><remarks>seq={seq} t={t_us}</remarks></detail></event>",
+         start=\"{start}\" stale=\"{s}\"><point lat=\"{lat:.6}\" lon=\"{lon:.6}\" hae=\"512.3\" \
+         ce=\"4.9\" le=\"9999999.0\"/><detail><takv os=\"34\" version=\"5.2.0.8\" \
+         device=\"GOOGLE PIXEL 7\" platform=\"ATAK-CIV\"/><contact endpoint=\"*:-1:stcp\" \
+         callsign=\"{cs}\"/><uid Droid=\"{cs}\"/><precisionlocation altsrc=\"GPS\" \
+         geopointsrc=\"GPS\"/><__group role=\"Team Member\" name=\"Cyan\"/><status \
+         battery=\"{bat}\"/><track course=\"{course}.0\" speed=\"1.4\"/><remarks>seq={seq} \
+         t={t_us}</remarks></detail></event>",
         start = tc.start,
         uid = dev.uid,
         t = tc.time,
@@ -822,7 +824,8 @@ pub async fn fanout(cfg: &FanoutConfig) -> anyhow::Result<Figures> {
         if now != last {
             last = now;
             quiet_since = Instant::now();
-        } else if quiet_since.elapsed() > Duration::from_millis(750) {
+        } else if quiet_since.elapsed() > cfg.drain / 3 {
+            // Quiet for a third of the drain bound: a slow server's next batch is not coming.
             break;
         }
     }
@@ -1333,7 +1336,7 @@ mod tests {
         write_pli(&mut buf, &dev, 123, 456_789, &tc);
         let text = String::from_utf8_lossy(&buf).to_string();
         assert!(
-            (300..=520).contains(&buf.len()),
+            (300..=640).contains(&buf.len()),
             "PLI is {} bytes: {text}",
             buf.len()
         );
