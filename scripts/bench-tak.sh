@@ -145,7 +145,9 @@ fts_start() {
   if ss -ltn 2>/dev/null | grep -q '127.0.0.1:8087 \|0.0.0.0:8087 \|:8080 '; then
     FTS_NOTE="port 8087 or 8080 is already in use"; return 1
   fi
-  (cd "$dir" && FTS_FIRST_START=false FTS_PERSISTENCE_PATH="$dir/data" \
+  rm -f "$dir/data/FTSDataBase.db" # a fresh user/client database per start
+  # FTS_DB_PATH is honoured; the rest of its state still goes to /opt/fts.
+  (cd "$dir" && FTS_FIRST_START=false FTS_DB_PATH="$dir/data/FTSDataBase.db" \
     exec setsid "../fts-venv/bin/python" -m FreeTAKServer.controllers.services.FTS \
       -CoTIP 127.0.0.1 -CoTPort 8087 -SSLCoTIP 127.0.0.1 -DataPackageIP 127.0.0.1 \
       -SSLDataPackageIP 127.0.0.1 -RestAPIIP 127.0.0.1 -AutoStart True) \
@@ -212,8 +214,8 @@ else
   fi
 fi
 [ -z "$FTS_NOTE" ] || echo "FreeTAKServer: $FTS_NOTE"
-echo "Other TAK servers: none installs from the package registries here (TAK Server is a"
-echo "registration-gated download; taky's PyPI release could be added the same way)."
+echo "Other TAK servers: not measured (only FreeTAKServer is set up by this script; the"
+echo "official TAK Server is a registration-gated download)."
 
 cleanup
 
