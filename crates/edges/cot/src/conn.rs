@@ -33,6 +33,8 @@ const SCRATCH_BYTES: usize = 64 * 1024;
 const READS_PER_WAKE: usize = 16;
 /// Read buffer of a TLS connection (allocated per connection: TLS needs its own).
 const TLS_READ_BYTES: usize = 16 * 1024;
+/// Most bytes gathered for one write, so a large backlog never becomes one large buffer.
+const WRITE_CHUNK_BYTES: usize = 256 * 1024;
 
 thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; SCRATCH_BYTES]);
@@ -112,6 +114,7 @@ async fn serve<R: Reader, W: AsyncWrite + Unpin + Send>(
     let write_timeout = Duration::from_secs(edge.cfg.write_timeout_secs.max(1));
     let idle = Duration::from_secs(edge.cfg.idle_timeout_secs.max(1));
     let frame_timeout = Duration::from_secs(edge.cfg.frame_timeout_secs.max(1));
+    let linger = Duration::from_millis(edge.cfg.write_linger_ms);
     let slow_consumer = || Close {
         reason: "slow_consumer",
         message: format!(
@@ -124,7 +127,7 @@ async fn serve<R: Reader, W: AsyncWrite + Unpin + Send>(
             break slow_consumer();
         }
         let mut out = std::mem::take(&mut session.direct);
-        client.drain_into(&mut out);
+        client.drain_into(&mut out, WRITE_CHUNK_BYTES);
         if !out.is_empty() {
             // A client that stops reading blocks this write while its queue overflows: the
             // router's cut-off must end the connection now, not when the write times out.
@@ -162,7 +165,13 @@ async fn serve<R: Reader, W: AsyncWrite + Unpin + Send>(
                 Ok(false) => break closed("end of stream"),
                 Err(c) => break c,
             },
-            _ = client.notify.notified() => {}
+            _ = client.notify.notified() => {
+                // Let a few more events gather before writing: one write of many events costs
+                // far less than a wake-up and a write each, for a bounded delay.
+                if linger > Duration::ZERO && client.queued_bytes() < WRITE_CHUNK_BYTES {
+                    tokio::time::sleep(linger).await;
+                }
+            }
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
                 break if session.partial_since.is_some() {
                     Close { reason: "frame_timeout", message: format!("an event stayed incomplete for {frame_timeout:?}") }

@@ -49,6 +49,9 @@ pub struct CotConfig {
     pub frame_timeout_secs: u64,
     /// A write to a client that cannot complete within this many seconds closes it.
     pub write_timeout_secs: u64,
+    /// Milliseconds to let events gather for a client before writing them (0: write at once).
+    /// Batching writes is what lets one core feed many clients.
+    pub write_linger_ms: u64,
     /// Most concurrent TCP/TLS connections per listener.
     pub max_connections: usize,
     /// Entities whose latest event is kept for late joiners.
@@ -74,6 +77,7 @@ impl Default for CotConfig {
             idle_timeout_secs: 600,
             frame_timeout_secs: 30,
             write_timeout_secs: 10,
+            write_linger_ms: 5,
             max_connections: 20_000,
             max_cached_events: 200_000,
             offer_protocol: true,

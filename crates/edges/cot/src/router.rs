@@ -128,17 +128,17 @@ impl ClientHandle {
         self.cut.load(Ordering::Relaxed)
     }
 
-    /// Takes every queued frame's bytes (in the client's current format) into `out`.
-    /// Returns the number of frames.
-    pub fn drain_into(&self, out: &mut Vec<u8>) -> usize {
+    /// Takes queued frames' bytes (in the client's current format) into `out`, stopping once
+    /// `out` holds `max_bytes` (at least one frame is always taken). Returns the number of
+    /// frames. When frames remain, the client is woken again, so a large backlog (a late
+    /// joiner's picture) is written in bounded pieces instead of one buffer per client.
+    pub fn drain_into(&self, out: &mut Vec<u8>, max_bytes: usize) -> usize {
         let format = self.format();
-        let frames: Vec<Arc<CotFrame>> = {
-            let mut q = self.queue.lock();
-            q.bytes = 0;
-            q.frames.drain(..).collect()
-        };
-        for f in &frames {
+        let mut taken = 0;
+        let mut q = self.queue.lock();
+        while let Some(f) = q.frames.pop_front() {
             let bytes = f.bytes(format);
+            q.bytes = q.bytes.saturating_sub(f.bytes(format).len());
             if bytes.is_empty() && format == Format::Proto {
                 // Queued before any client spoke protobuf: encode it now (rare).
                 if let Some(p) = reencode_proto(&f.xml) {
@@ -147,8 +147,25 @@ impl ClientHandle {
             } else {
                 out.extend_from_slice(bytes);
             }
+            taken += 1;
+            if out.len() >= max_bytes {
+                break;
+            }
         }
-        frames.len()
+        let more = !q.frames.is_empty();
+        if !more {
+            q.bytes = 0;
+        }
+        drop(q);
+        if more {
+            self.notify.notify_one();
+        }
+        taken
+    }
+
+    /// Bytes of live traffic queued for the client.
+    pub fn queued_bytes(&self) -> usize {
+        self.queue.lock().bytes
     }
 
     /// Queues the late-joiner picture. Its frames are shared with the cache and do not count
@@ -393,7 +410,7 @@ mod tests {
 
     fn drained(c: &ClientHandle) -> String {
         let mut out = Vec::new();
-        c.drain_into(&mut out);
+        c.drain_into(&mut out, usize::MAX);
         String::from_utf8(out).unwrap()
     }
 
@@ -475,7 +492,7 @@ mod tests {
         assert!(r.has_proto_clients());
         r.publish(frame("x", None, &[], 1000), false);
         let mut out = Vec::new();
-        a.drain_into(&mut out);
+        a.drain_into(&mut out, usize::MAX);
         assert_eq!(out, b"\xbf\x01\x00");
     }
 }
