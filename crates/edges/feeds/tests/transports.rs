@@ -123,7 +123,15 @@ async fn udp_datagrams_are_decoded_counted_and_stamped() {
     let a = engine.picture().get("a").cloned().unwrap();
     assert_eq!(a.provenance.source, "test-udp");
     assert_eq!(a.provenance.identity, tx.local_addr().unwrap().to_string());
-    let m = engine.metrics().render();
+    // The second datagram may still be on its way: wait for its count.
+    let mut m = String::new();
+    for _ in 0..200 {
+        m = engine.metrics().render();
+        if m.contains(r#"reason="line_too_long"} 1"#) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     assert!(
         m.contains(r#"rampart_reports_rejected_total{source="test-udp",reason="bad_field"} 1"#),
         "{m}"
