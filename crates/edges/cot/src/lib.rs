@@ -73,7 +73,7 @@ impl Default for CotConfig {
     fn default() -> Self {
         CotConfig {
             max_event_bytes: 64 * 1024,
-            max_queue_bytes: 4 * 1024 * 1024,
+            max_queue_bytes: 16 * 1024 * 1024,
             idle_timeout_secs: 600,
             frame_timeout_secs: 30,
             write_timeout_secs: 10,
