@@ -59,22 +59,12 @@ pub(crate) struct Session {
     reports: Vec<Report>,
 }
 
-/// Strips an XML declaration and whitespace in front of an event, so relayed bytes are one
-/// bare `<event>` as streaming clients expect.
-///
-/// The result is a copy in its own allocation: a slice would keep the whole read buffer it came
-/// from alive for as long as the late-joiner cache holds the event.
-fn bare_event(frame: &[u8]) -> Bytes {
-    let mut start = 0;
-    if frame.starts_with(b"<?xml")
-        && let Some(end) = frame.windows(2).position(|w| w == b"?>")
-    {
-        start = end + 2;
-    }
-    while start < frame.len() && frame[start].is_ascii_whitespace() {
-        start += 1;
-    }
-    Bytes::copy_from_slice(&frame[start..])
+/// The event's bytes as relayed to streaming clients. The splitter's frames already start at
+/// the root element (declarations and whitespace between events are dropped there), so this
+/// is a plain copy: a copy in its own allocation, because a slice would keep the whole read
+/// buffer it came from alive for as long as the late-joiner cache holds the event.
+fn own_frame(frame: &[u8]) -> Bytes {
+    Bytes::copy_from_slice(frame)
 }
 
 impl Session {
@@ -161,7 +151,7 @@ impl Session {
                         .next_frame()
                         .map_err(|e| Close::new(e.reason(), e.to_string()))?;
                     let Some(frame) = frame else { return Ok(()) };
-                    let frame = bare_event(&frame);
+                    let frame = own_frame(&frame);
                     let event = parse_xml(&frame, &self.limits)
                         .map_err(|e| Close::new(e.reason(), e.to_string()))?;
                     if self.on_event(event, Some(frame)) {
