@@ -1,0 +1,1 @@
+//! The operator console: web assets built into the binary and served at /.

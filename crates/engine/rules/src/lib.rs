@@ -1,0 +1,1 @@
+//! Rules and alerts: geofences, proximity, lost comms, thresholds and emergencies, evaluated as reports fold.

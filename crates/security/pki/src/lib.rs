@@ -1,0 +1,1 @@
+//! Built-in PKI: certificate authority, issuing and revoking certificates, TLS configurations and signed reports.
