@@ -28,6 +28,12 @@ use crate::packet::{
 use crate::subs::{Match, SessionId, SubOptions, Trie};
 use crate::topic;
 
+mod snapshot;
+pub use snapshot::{
+    PendingSnapshot, RestoreStats, SNAPSHOT_VERSION, SessionSnapshot, Snapshot,
+    SubscriptionSnapshot,
+};
+
 /// A durability request, answered by [`Broker::persisted`] or [`Broker::persist_failed`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PersistToken(pub u64);
@@ -133,6 +139,8 @@ pub struct Metrics {
     pub persists: u64,
     /// Durability failures reported by the embedder.
     pub persist_failures: u64,
+    /// Durable publishes the embedder refused (bad payload, policy).
+    pub persist_refused: u64,
     /// Acknowledgements for unknown packet identifiers, ignored.
     pub unknown_acks: u64,
 }
@@ -496,6 +504,69 @@ impl Broker {
             }
         }
         self.take()
+    }
+
+    /// The durable publish behind `token` was refused by the embedder (bad payload, policy):
+    /// it is not routed. MQTT 5 clients get a PUBACK/PUBREC with `reason`; MQTT 3.1.1 clients,
+    /// which have no negative acknowledgement, get a plain acknowledgement so that they do
+    /// not resend a message that can never be taken (the refusal is counted and logged by the
+    /// embedder, as a denied publish is).
+    pub fn refused(
+        &mut self,
+        token: PersistToken,
+        reason: v5::PublishAckReason,
+        now: Instant,
+    ) -> Vec<Action> {
+        let _ = now;
+        let Some(held) = self.held.remove(&token) else {
+            self.metrics.unknown_acks += 1;
+            return self.take();
+        };
+        self.metrics.persist_refused += 1;
+        if let (Some(sid), Some(pid)) = (held.session, held.packet_id)
+            && let Some(s) = self.sessions.get_mut(&sid)
+            && let Some(Inbound::Persisting(qos)) = s.inbound.remove(&pid)
+            && let Some(conn) = s.conn
+        {
+            let reason = match s.version {
+                Version::V5 => reason,
+                Version::V3 => v5::PublishAckReason::Success,
+            };
+            let packet = if qos == QoS::ExactlyOnce {
+                // PUBREL for a refused QoS 2 publish then finds no state and gets PUBCOMP
+                // *Packet Identifier not found* (3.1.1: plain PUBCOMP), which ends the flow.
+                pubrec(s.version, pid, reason)
+            } else {
+                puback(s.version, pid, reason)
+            };
+            self.out.push(Action::Send { conn, packet });
+        }
+        self.take()
+    }
+
+    /// Publishes a message from the server itself (device commands, entity updates, bridged
+    /// messages): routed like a client's publish, retained if flagged, and held for
+    /// durability if its topic is durable.
+    pub fn inject(&mut self, mut publish: Publish, now: Instant) -> Vec<Action> {
+        publish.dup = false;
+        publish.packet_id = None;
+        if topic::validate_name(&publish.topic).is_ok() {
+            let msg = Arc::new(Message {
+                expires_at: expiry_of(&publish, now),
+                publish,
+                origin: None,
+            });
+            self.ingest(None, None, msg, now);
+        }
+        self.take()
+    }
+
+    /// True if some session subscribes to `topic` (a cheap test before building a message
+    /// nobody would receive).
+    pub fn has_subscribers(&mut self, topic: &str) -> bool {
+        let mut out = Vec::new();
+        self.trie.matches(topic, &|_| true, &mut out);
+        !out.is_empty()
     }
 
     /// Checks the internal invariants; for tests and fuzzing. Returns the first violation.

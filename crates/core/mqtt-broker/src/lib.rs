@@ -25,7 +25,10 @@ mod packet;
 mod subs;
 pub mod topic;
 
-pub use broker::{Action, Broker, CloseReason, Metrics, PersistToken};
+pub use broker::{
+    Action, Broker, CloseReason, Metrics, PendingSnapshot, PersistToken, RestoreStats,
+    SNAPSHOT_VERSION, SessionSnapshot, Snapshot, SubscriptionSnapshot,
+};
 pub use config::{AllowAll, Authorizer, Config, Credentials, Limits, Refusal};
 pub use packet::{ConnId, Packet, Version};
 pub use subs::{Match, SessionId, SubOptions};

@@ -1029,3 +1029,99 @@ fn authorizer_is_consulted() {
     let _ = ConnId(0);
     let _: Option<Action> = None;
 }
+
+// ---- persistence, refusals, server publishes ------------------------------------------------
+
+#[test]
+fn snapshot_restores_sessions_queues_and_retained() {
+    let mut h = H::default();
+    h.connect3(1, "s", false);
+    h.sub3(1, "t/#", QoS::AtLeastOnce);
+    h.connect3(9, "p", true);
+    let a = h.pub3(9, "t/1", QoS::AtLeastOnce, 1, "m1");
+    assert_eq!(pubs(&a, 1).len(), 1, "inflight, never acked");
+    h.drop_conn(1);
+    h.pub3(9, "t/2", QoS::AtLeastOnce, 2, "m2");
+    let retained = publish("t/r", QoS::AtMostOnce, 0, "keep", true);
+    h.send(9, v3::Packet::Publish(Box::new(retained)));
+    // A clean session is not persistent and is not in the snapshot.
+    let snap = h.b.snapshot(h.now);
+    assert_eq!(snap.sessions.len(), 1);
+    assert_eq!(snap.sessions[0].pending.len(), 2);
+    assert_eq!(snap.retained.len(), 1);
+
+    // Through serde, as the edge stores it.
+    let text = serde_json::to_string(&snap).unwrap();
+    let back: rampart_mqtt_broker::Snapshot = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, snap);
+
+    let mut h2 = H::default();
+    let stats = h2.b.restore(back, h2.now);
+    assert_eq!((stats.sessions, stats.pending, stats.retained), (1, 2, 1));
+    h2.b.check_invariants().unwrap();
+    let a = h2.send(2, connect3("s", false, 0, None));
+    assert!(matches!(&sent(&a, 2)[0], Packet::V3(v3::Packet::ConnectAck(c)) if c.session_present));
+    assert_eq!(payloads(&a, 2), ["m1", "m2"]);
+    // The subscription survived: a new publish reaches it, and the retained message is there.
+    h2.connect3(3, "p2", true);
+    let a = h2.pub3(3, "t/3", QoS::AtLeastOnce, 5, "m3");
+    assert_eq!(payloads(&a, 2), ["m3"]);
+    h2.connect3(4, "late", true);
+    let a = h2.sub3(4, "t/r", QoS::AtMostOnce);
+    assert_eq!(payloads(&a, 4), ["keep"]);
+}
+
+#[test]
+fn refused_durable_publish_is_not_routed() {
+    let mut h = H::default();
+    h.connect3(1, "s", true);
+    h.sub3(1, "rampart/#", QoS::AtLeastOnce);
+    h.connect5(2, connect5("v5", true, 0));
+    let a = h.send(2, publish5("rampart/x", QoS::AtLeastOnce, 1, "bad", false));
+    let a = h.b.refused(
+        persists(&a)[0].0,
+        v5::PublishAckReason::PayloadFormatInvalid,
+        h.now,
+    );
+    assert!(
+        matches!(&sent(&a, 2)[..], [Packet::V5(v5::Packet::PublishAck(p))]
+        if p.reason_code == v5::PublishAckReason::PayloadFormatInvalid)
+    );
+    assert!(pubs(&a, 1).is_empty());
+    // 3.1.1 has no negative ack: a plain PUBACK so the client does not resend forever.
+    h.connect3(3, "v3", true);
+    let a = h.pub3(3, "rampart/x", QoS::AtLeastOnce, 7, "bad");
+    let a = h.b.refused(
+        persists(&a)[0].0,
+        v5::PublishAckReason::NotAuthorized,
+        h.now,
+    );
+    assert_eq!(
+        sent(&a, 3),
+        [Packet::V3(v3::Packet::PublishAck { packet_id: pid(7) })]
+    );
+    assert!(pubs(&a, 1).is_empty());
+    assert_eq!(h.b.metrics().persist_refused, 2);
+    h.b.check_invariants().unwrap();
+}
+
+#[test]
+fn injected_publishes_route_and_subscriber_test() {
+    let mut h = H::default();
+    h.connect3(1, "s", true);
+    assert!(!h.b.has_subscribers("live/entities/u1"));
+    h.sub3(1, "live/entities/#", QoS::AtMostOnce);
+    assert!(h.b.has_subscribers("live/entities/u1"));
+    assert!(!h.b.has_subscribers("other"));
+    let a = h.b.inject(
+        publish("live/entities/u1", QoS::AtMostOnce, 0, "e", false),
+        h.now,
+    );
+    assert_eq!(payloads(&a, 1), ["e"]);
+    // An injected publish on a durable topic is held for durability like any other.
+    let a = h.b.inject(
+        publish("rampart/v1/d/report", QoS::AtLeastOnce, 0, "r", false),
+        h.now,
+    );
+    assert_eq!(persists(&a).len(), 1);
+}
