@@ -1,0 +1,73 @@
+//! Starting the MQTT edge: the device registry, the broker task, and its listeners.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use rampart_devices::Devices;
+use rampart_edge_mqtt::{MqttDeps, MqttEdge};
+use rampart_engine::{Engine, ReportSink};
+use rampart_picture::Query;
+
+use crate::config::{Config, ListenSpec};
+
+/// Opens the device registry under `<data>/devices`.
+pub fn open_devices(cfg: &Config) -> anyhow::Result<Arc<Devices>> {
+    let dir = cfg.data.join("devices");
+    Devices::open(Some(dir.clone()), cfg.devices.clone())
+        .with_context(|| format!("opening the device registry under {}", dir.display()))
+}
+
+/// Starts the MQTT edge (restoring persistent sessions from `<data>/mqtt`).
+pub fn start(
+    cfg: &Config,
+    engine: &Arc<Engine>,
+    sink: &Arc<dyn ReportSink>,
+    devices: &Arc<Devices>,
+) -> anyhow::Result<Arc<MqttEdge>> {
+    let picture_engine = engine.clone();
+    let positions: rampart_edge_mqtt::PositionLookup =
+        Arc::new(move |uid: &str| picture_engine.picture().get(uid).map(|e| (e.lat, e.lon)));
+    // Only deltas are wanted: a zero-limit query makes the snapshot empty.
+    let sub = engine.subscribe(&Query {
+        limit: Some(0),
+        ..Query::default()
+    });
+    MqttEdge::start(
+        cfg.mqtt.clone(),
+        MqttDeps {
+            sink: sink.clone(),
+            metrics: engine.metrics().clone(),
+            devices: devices.clone(),
+            positions,
+            deltas: Some(sub.deltas),
+            data_dir: Some(cfg.data.clone()),
+            limits: cfg.limits.clone(),
+        },
+    )
+    .context("starting the MQTT edge")
+}
+
+/// Binds one `mqtt` or `mqtts` listener.
+pub async fn bind(cfg: &Config, edge: Arc<MqttEdge>, l: &ListenSpec) -> anyhow::Result<()> {
+    let kind = if l.kind == "mqtts" { "mqtts" } else { "mqtt" };
+    let listener = tokio::net::TcpListener::bind(l.addr)
+        .await
+        .with_context(|| format!("binding {kind} listener on {}", l.addr))?;
+    let bound = listener.local_addr()?;
+    if kind == "mqtt" {
+        tokio::spawn(edge.run_tcp_listener(listener));
+    } else {
+        let (cert, key) = match (&cfg.mqtt.tls_cert, &cfg.mqtt.tls_key) {
+            (Some(c), Some(k)) => (c.clone(), k.clone()),
+            _ => rampart_edge_cot::tls::ensure_self_signed(&cfg.data.join("tls"))?,
+        };
+        let acceptor = rampart_edge_cot::tls::acceptor(&cert, &key)?;
+        // Without client-certificate verification there is no certificate identity yet:
+        // devices authenticate with their token over the encrypted channel.
+        let identity: Arc<dyn Fn(&[u8]) -> Option<String> + Send + Sync> = Arc::new(|_| None);
+        tokio::spawn(edge.run_tls_listener(listener, acceptor, identity));
+    }
+    tracing::info!(kind, addr = %bound, "listening");
+    println!("rampart: listening {kind} {bound}");
+    Ok(())
+}

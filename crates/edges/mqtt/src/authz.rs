@@ -1,0 +1,206 @@
+//! Who a client is, and what it may publish and subscribe to.
+//!
+//! A device authenticates with its id as the MQTT user name and its token as the
+//! password, or with a client certificate bound to it (mutual TLS). Its policy's topic
+//! filters are expanded once, at CONNECT; a policy change applies from the next connection.
+//! Anonymous clients, when allowed, get ordinary application topics only: nothing under
+//! `rampart/` or `spBv1.0/`, and no filter starting with a wildcard (which would reach them).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rampart_devices::{Devices, Policy};
+use rampart_mqtt_broker::topic;
+use rampart_mqtt_broker::{Authorizer, Credentials, Refusal};
+
+use crate::server::Counters;
+
+/// Topic prefixes reserved for devices.
+const RESERVED: [&str; 2] = ["rampart", "spBv1.0"];
+
+/// A connected client's identity.
+#[derive(Clone, Debug)]
+pub(crate) struct Identity {
+    /// Device id, or `None` for an anonymous client.
+    pub device: Option<Arc<str>>,
+    /// The device's policy.
+    pub policy: Option<Arc<Policy>>,
+    publish: Arc<[String]>,
+    subscribe: Arc<[String]>,
+}
+
+impl Identity {
+    fn anonymous() -> Identity {
+        Identity {
+            device: None,
+            policy: None,
+            publish: Arc::from(Vec::new()),
+            subscribe: Arc::from(Vec::new()),
+        }
+    }
+
+    fn device(id: &str, policy: Arc<Policy>) -> Identity {
+        Identity {
+            device: Some(Arc::from(id)),
+            publish: Arc::from(policy.publish_filters(id)),
+            subscribe: Arc::from(policy.subscribe_filters(id)),
+            policy: Some(policy),
+        }
+    }
+}
+
+/// State shared by the broker task and the authorizer it owns.
+#[derive(Default)]
+pub(crate) struct AuthState {
+    /// The TLS client-certificate subject of the connection whose CONNECT is being handled.
+    pub pending_tls: Option<String>,
+    /// Identity of each client id that authenticated.
+    pub clients: HashMap<Arc<str>, Identity>,
+    /// Device of the last successful authentication (read by the broker task right after).
+    pub last_device: Option<Arc<str>>,
+}
+
+/// Bound on remembered client identities, as a multiple of `max_sessions`.
+const CLIENTS_PER_SESSION: usize = 2;
+
+/// The broker's [`Authorizer`], backed by the device registry.
+pub(crate) struct DeviceAuthorizer {
+    pub devices: Arc<Devices>,
+    pub allow_anonymous: bool,
+    pub state: Arc<Mutex<AuthState>>,
+    pub counters: Arc<Counters>,
+    pub max_clients: usize,
+}
+
+impl DeviceAuthorizer {
+    pub(crate) fn new(
+        devices: Arc<Devices>,
+        allow_anonymous: bool,
+        state: Arc<Mutex<AuthState>>,
+        counters: Arc<Counters>,
+        max_sessions: usize,
+    ) -> Self {
+        DeviceAuthorizer {
+            devices,
+            allow_anonymous,
+            state,
+            counters,
+            max_clients: max_sessions.saturating_mul(CLIENTS_PER_SESSION).max(1),
+        }
+    }
+}
+
+fn reserved(first_level: &str) -> bool {
+    RESERVED.contains(&first_level)
+}
+
+/// True if every topic `requested` can match is matched by `allowed`.
+pub(crate) fn covers(allowed: &str, requested: &str) -> bool {
+    let mut a = allowed.split('/');
+    let mut r = requested.split('/');
+    loop {
+        match (a.next(), r.next()) {
+            (Some("#"), _) => return true,
+            (None, None) => return true,
+            (Some("+"), Some(x)) if x != "#" => {}
+            (Some(x), Some(y)) if x == y && x != "+" && x != "#" => {}
+            _ => return false,
+        }
+    }
+}
+
+impl Authorizer for DeviceAuthorizer {
+    fn authenticate(&mut self, creds: &Credentials<'_>) -> Result<(), Refusal> {
+        let mut st = self.state.lock();
+        st.last_device = None;
+        let identity = if let Some(subject) = st.pending_tls.clone() {
+            match self.devices.by_cert_subject(&subject) {
+                Some((id, policy)) => Identity::device(&id, policy),
+                None => {
+                    self.counters.auth_refused("unknown_certificate");
+                    return Err(Refusal::NotAuthorized);
+                }
+            }
+        } else if let Some(user) = creds.username {
+            let password = creds.password.unwrap_or_default();
+            match self.devices.authenticate(user, password) {
+                Ok(policy) => Identity::device(user, policy),
+                Err(e) => {
+                    self.counters.auth_refused(match e {
+                        rampart_devices::AuthError::UnknownDevice => "unknown_device",
+                        rampart_devices::AuthError::BadToken => "bad_token",
+                    });
+                    return Err(Refusal::BadCredentials);
+                }
+            }
+        } else if self.allow_anonymous {
+            Identity::anonymous()
+        } else {
+            self.counters.auth_refused("anonymous");
+            return Err(Refusal::NotAuthorized);
+        };
+        if st.clients.len() >= self.max_clients {
+            // Forget everyone else's cached identity; connected clients keep theirs
+            // because the broker asks again only for new packets, and a miss below means
+            // "not allowed" until they reconnect. Bounded memory wins over that corner.
+            st.clients.clear();
+            self.counters.auth_refused("identity_cache_reset");
+        }
+        st.last_device = identity.device.clone();
+        st.clients.insert(Arc::from(creds.client_id), identity);
+        Ok(())
+    }
+
+    fn may_publish(&mut self, client_id: &str, name: &str) -> bool {
+        let st = self.state.lock();
+        let Some(id) = st.clients.get(client_id) else {
+            return false;
+        };
+        match &id.device {
+            None => !reserved(name.split('/').next().unwrap_or_default()),
+            Some(_) => id.publish.iter().any(|f| topic::matches(f, name)),
+        }
+    }
+
+    fn may_subscribe(&mut self, client_id: &str, filter: &str) -> bool {
+        let st = self.state.lock();
+        let Some(id) = st.clients.get(client_id) else {
+            return false;
+        };
+        let plain = match topic::parse_filter(filter) {
+            Ok(f) => f.filter,
+            Err(_) => return false,
+        };
+        match &id.device {
+            None => {
+                let first = plain.split('/').next().unwrap_or_default();
+                first != "+" && first != "#" && !reserved(first)
+            }
+            Some(_) => id.subscribe.iter().any(|a| covers(a, plain)),
+        }
+    }
+}
+
+/// The identity of `client_id`, if it authenticated.
+pub(crate) fn identity_of(state: &Mutex<AuthState>, client_id: &str) -> Option<Identity> {
+    state.lock().clients.get(client_id).cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::covers;
+
+    #[test]
+    fn filter_coverage() {
+        assert!(covers("a/#", "a/b/c"));
+        assert!(covers("a/#", "a/#"));
+        assert!(covers("a/+/c", "a/x/c"));
+        assert!(covers("a/+/c", "a/+/c"));
+        assert!(!covers("a/+/c", "a/#"));
+        assert!(!covers("a/b", "a/+"));
+        assert!(!covers("a/b", "a/b/c"));
+        assert!(covers("#", "x/y"));
+        assert!(!covers("rampart/v1/d/#", "rampart/v1/+/cmd"));
+    }
+}

@@ -1,0 +1,801 @@
+//! The broker task and the edge's public face.
+//!
+//! One task owns the sans-IO [`Broker`] and everything that must agree with it: the
+//! connections' outboxes, the authorizer's state and the batch of publishes waiting for
+//! durability. Connection tasks send it [`Event`]s over a bounded channel (the one place
+//! where a flood of input waits); it answers by filling outboxes, which never blocks it:
+//! a slow subscriber loses QoS 0 messages (counted) or its connection, never anyone's
+//! throughput.
+//!
+//! Persistent sessions are snapshotted to `<data>/mqtt/sessions.json` when they changed,
+//! at most every `snapshot_interval_ms`, and at shutdown; they are restored at start.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use rampart_devices::Devices;
+use rampart_engine::{Delta, Metrics, ReasonLabel, ReportSink};
+use rampart_mqtt_broker::codec::types::{Publish, QoS};
+use rampart_mqtt_broker::codec::{v3, v5};
+use rampart_mqtt_broker::{Action, Broker, Config, ConnId, Packet, Snapshot};
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::authz::{AuthState, DeviceAuthorizer, identity_of};
+use crate::config::MqttConfig;
+use crate::ingest::{self, DURABLE_FILTERS, Job, Outcome, PositionLookup};
+use crate::outbox::{Outbox, Pushed};
+
+/// What connection tasks and helpers tell the broker task.
+pub(crate) enum Event {
+    /// A connection opened.
+    Open {
+        conn: ConnId,
+        outbox: Arc<Outbox>,
+        tls_identity: Option<String>,
+    },
+    /// Packets decoded from one read.
+    Packets { conn: ConnId, packets: Vec<Packet> },
+    /// A connection ended.
+    Closed { conn: ConnId },
+    /// Durability outcomes of held publishes.
+    Persisted(Vec<(rampart_mqtt_broker::PersistToken, Outcome)>),
+    /// A message from the server itself or from a bridge.
+    Inject(Publish),
+    /// Changes to the live picture, for entity topics.
+    Entities(Arc<Delta>),
+    /// A device has new commands.
+    Wake(String),
+    /// Write a final snapshot, then answer.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Counters of the edge, exported as Prometheus metrics.
+pub(crate) struct Counters {
+    malformed: Family<ReasonLabel, Counter>,
+    refused: Family<ReasonLabel, Counter>,
+    auth: Family<ReasonLabel, Counter>,
+    broker: Family<ReasonLabel, Counter>,
+    dropped_qos0: Counter,
+    slow_closed: Counter,
+    published_entities: Counter,
+    commands_sent: Counter,
+}
+
+impl Counters {
+    fn new(m: &Metrics) -> Counters {
+        Counters {
+            malformed: m.register_reason_counter(
+                "mqtt_connections_closed_bad_input",
+                "MQTT connections closed for bad input, by reason",
+            ),
+            refused: m.register_reason_counter(
+                "mqtt_publishes_refused",
+                "MQTT publishes on device topics refused, by reason",
+            ),
+            auth: m.register_reason_counter(
+                "mqtt_auth_refused",
+                "MQTT connections refused at authentication, by reason",
+            ),
+            broker: m.register_reason_counter(
+                "mqtt_broker_events",
+                "MQTT broker core counters (drops, refusals, expiries), by name",
+            ),
+            dropped_qos0: m.register_counter(
+                "mqtt_outbound_qos0_dropped",
+                "QoS 0 deliveries dropped because the subscriber's outbound queue was full",
+            ),
+            slow_closed: m.register_counter(
+                "mqtt_slow_consumers_closed",
+                "MQTT connections closed because their outbound queue passed the hard limit",
+            ),
+            published_entities: m.register_counter(
+                "mqtt_entity_updates_published",
+                "Entity updates published on rampart/v1/entities/{uid}",
+            ),
+            commands_sent: m.register_counter(
+                "mqtt_commands_sent",
+                "Device commands published on rampart/v1/{device}/cmd",
+            ),
+        }
+    }
+
+    fn label(reason: &str) -> ReasonLabel {
+        ReasonLabel {
+            reason: reason.to_string(),
+        }
+    }
+
+    pub(crate) fn publish_refused(&self, reason: &str) {
+        self.refused.get_or_create(&Self::label(reason)).inc();
+    }
+
+    pub(crate) fn auth_refused(&self, reason: &str) {
+        self.auth.get_or_create(&Self::label(reason)).inc();
+    }
+}
+
+/// Low-level counters read by tests and benchmarks.
+#[derive(Default, Debug)]
+pub struct Stats {
+    /// Packets the codec could not encode (never expected).
+    pub encode_errors: AtomicU64,
+    /// Open connections.
+    pub connections: AtomicUsize,
+}
+
+/// State shared by the listeners, the connection tasks and the broker task.
+pub(crate) struct Shared {
+    pub events: mpsc::Sender<Event>,
+    pub cfg: MqttConfig,
+    pub stats: Arc<Stats>,
+    counters: Arc<Counters>,
+    next_conn: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn count_malformed(&self, reason: &str) {
+        self.counters
+            .malformed
+            .get_or_create(&Counters::label(reason))
+            .inc();
+    }
+}
+
+/// What the edge needs from the node.
+pub struct MqttDeps {
+    /// Where durable device reports go.
+    pub sink: Arc<dyn ReportSink>,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// Device registry.
+    pub devices: Arc<Devices>,
+    /// Current entity positions, for telemetry without one.
+    pub positions: PositionLookup,
+    /// Live picture changes, for `rampart/v1/entities/{uid}` (`None` disables them).
+    pub deltas: Option<broadcast::Receiver<Arc<Delta>>>,
+    /// Directory for persistent sessions (`None`: sessions live in memory only).
+    pub data_dir: Option<PathBuf>,
+    /// Field limits of reports.
+    pub limits: rampart_model::Limits,
+}
+
+/// The MQTT edge. Start it with [`MqttEdge::start`], then hand it listeners.
+pub struct MqttEdge {
+    shared: Arc<Shared>,
+}
+
+impl MqttEdge {
+    /// Starts the broker task and the ingest task, restoring persistent sessions.
+    pub fn start(cfg: MqttConfig, deps: MqttDeps) -> anyhow::Result<Arc<MqttEdge>> {
+        let counters = Arc::new(Counters::new(&deps.metrics));
+        let (events_tx, events_rx) = mpsc::channel(cfg.event_queue.max(1));
+        let (jobs_tx, jobs_rx) = mpsc::channel(cfg.persist_queue.max(1));
+        let mut bcfg = Config::with_durable(DURABLE_FILTERS)
+            .map_err(|e| anyhow::anyhow!("durable topic filters: {e:?}"))?;
+        bcfg.limits = cfg.limits();
+        let auth = Arc::new(Mutex::new(AuthState::default()));
+        let authorizer = DeviceAuthorizer::new(
+            deps.devices.clone(),
+            cfg.allow_anonymous,
+            auth.clone(),
+            counters.clone(),
+            cfg.max_sessions,
+        );
+        let mut broker = Broker::with_authorizer(bcfg, Box::new(authorizer));
+        let snapshot_path = deps
+            .data_dir
+            .as_ref()
+            .map(|d| d.join("mqtt").join("sessions.json"));
+        if let Some(path) = &snapshot_path {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            match std::fs::read(path) {
+                Ok(bytes) => {
+                    let snap: Snapshot = serde_json::from_slice(&bytes).map_err(|e| {
+                        anyhow::anyhow!("reading MQTT sessions from {}: {e}", path.display())
+                    })?;
+                    let stats = broker.restore(snap, Instant::now());
+                    tracing::info!(
+                        sessions = stats.sessions,
+                        pending = stats.pending,
+                        retained = stats.retained,
+                        skipped = stats.skipped,
+                        "MQTT sessions restored"
+                    );
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let shared = Arc::new(Shared {
+            events: events_tx.clone(),
+            cfg: cfg.clone(),
+            stats: Arc::new(Stats::default()),
+            counters: counters.clone(),
+            next_conn: AtomicU64::new(1),
+        });
+        let ing = ingest::Ingest {
+            cfg: cfg.clone(),
+            sink: deps.sink,
+            devices: deps.devices.clone(),
+            positions: deps.positions,
+            counters: counters.clone(),
+            events: events_tx.clone(),
+            limits: deps.limits,
+            sparkplug: rampart_codec_sparkplug::Decoder::new(
+                rampart_codec_sparkplug::Limits::default(),
+                rampart_codec_sparkplug::BookLimits::default(),
+            ),
+        };
+        tokio::spawn(ingest::run(ing, jobs_rx));
+        if let Some(mut deltas) = deps.deltas
+            && cfg.entity_topics
+        {
+            let tx = events_tx.clone();
+            tokio::spawn(async move {
+                loop {
+                    match deltas.recv().await {
+                        Ok(d) => {
+                            // Entity topics are best effort: never wait on a busy broker.
+                            let _ = tx.try_send(Event::Entities(d));
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    }
+                }
+            });
+        }
+        {
+            let mut wake = deps.devices.subscribe_wake();
+            let tx = events_tx.clone();
+            tokio::spawn(async move {
+                loop {
+                    match wake.recv().await {
+                        Ok(dev) => {
+                            if tx.send(Event::Wake(dev)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    }
+                }
+            });
+        }
+        let actor = Actor {
+            broker,
+            conns: HashMap::new(),
+            tls: HashMap::new(),
+            conn_device: HashMap::new(),
+            auth,
+            devices: deps.devices,
+            jobs: jobs_tx,
+            shared: shared.clone(),
+            touched: Vec::new(),
+            pending_jobs: Vec::new(),
+            wake_devices: Vec::new(),
+            dirty: false,
+            snapshot_path,
+            last_metrics: rampart_mqtt_broker::Metrics::default(),
+        };
+        tokio::spawn(actor.run(events_rx));
+        Ok(Arc::new(MqttEdge { shared }))
+    }
+
+    /// Low-level counters.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.shared.stats
+    }
+
+    /// A sender of messages into the broker (for bridges and server publishes).
+    pub fn injector(&self) -> mpsc::Sender<Publish> {
+        let (tx, mut rx) = mpsc::channel::<Publish>(1024);
+        let events = self.shared.events.clone();
+        tokio::spawn(async move {
+            while let Some(p) = rx.recv().await {
+                if events.send(Event::Inject(p)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        tx
+    }
+
+    /// Writes a final session snapshot.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.shared.events.send(Event::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    fn admit(&self) -> Option<ConnId> {
+        let n = self.shared.stats.connections.load(Ordering::Relaxed);
+        if n >= self.shared.cfg.max_connections {
+            self.shared.count_malformed("max_connections");
+            return None;
+        }
+        Some(ConnId(
+            self.shared.next_conn.fetch_add(1, Ordering::Relaxed),
+        ))
+    }
+
+    /// Accepts plain MQTT connections on `listener` until the process ends.
+    pub async fn run_tcp_listener(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "MQTT accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Some(conn) = self.admit() else { continue };
+            let _ = stream.set_nodelay(true);
+            let shared = self.shared.clone();
+            tokio::spawn(async move {
+                let guard = ConnGuard::new(&shared.stats);
+                let (rd, wr) = stream.into_split();
+                crate::conn::run(rd, wr, conn, peer.to_string(), None, shared).await;
+                drop(guard);
+            });
+        }
+    }
+
+    /// Accepts MQTT over TLS on `listener`. `identity` maps a verified client certificate
+    /// (DER) to the subject a device is bound to; connections without one authenticate
+    /// with a token.
+    pub async fn run_tls_listener(
+        self: Arc<Self>,
+        listener: TcpListener,
+        acceptor: tokio_rustls::TlsAcceptor,
+        identity: Arc<dyn Fn(&[u8]) -> Option<String> + Send + Sync>,
+    ) {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "MQTTS accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Some(conn) = self.admit() else { continue };
+            let _ = stream.set_nodelay(true);
+            let shared = self.shared.clone();
+            let acceptor = acceptor.clone();
+            let identity = identity.clone();
+            tokio::spawn(async move {
+                let guard = ConnGuard::new(&shared.stats);
+                let timeout = Duration::from_millis(shared.cfg.connect_timeout_ms);
+                let tls = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "MQTTS handshake failed");
+                        shared.count_malformed("tls_handshake");
+                        return;
+                    }
+                    Err(_) => {
+                        shared.count_malformed("tls_handshake_timeout");
+                        return;
+                    }
+                };
+                let subject = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .and_then(|c| identity(c.as_ref()));
+                let (rd, wr) = tokio::io::split(tls);
+                crate::conn::run(rd, wr, conn, peer.to_string(), subject, shared).await;
+                drop(guard);
+            });
+        }
+    }
+}
+
+/// Counts a connection while it lives.
+struct ConnGuard(Arc<Stats>);
+
+impl ConnGuard {
+    fn new(stats: &Arc<Stats>) -> ConnGuard {
+        stats.connections.fetch_add(1, Ordering::Relaxed);
+        ConnGuard(stats.clone())
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Events taken per wake-up of the broker task.
+const EVENT_BATCH: usize = 256;
+
+/// `/` in a uid would add topic levels, and `+`/`#` are wildcards: they are
+/// percent-encoded in entity topics (with `%` itself).
+pub fn entity_topic(uid: &str) -> String {
+    let mut t = String::with_capacity(20 + uid.len());
+    t.push_str("rampart/v1/entities/");
+    for c in uid.chars() {
+        match c {
+            '/' => t.push_str("%2F"),
+            '+' => t.push_str("%2B"),
+            '#' => t.push_str("%23"),
+            '%' => t.push_str("%25"),
+            '\0' => t.push_str("%00"),
+            c => t.push(c),
+        }
+    }
+    t
+}
+
+struct Actor {
+    broker: Broker,
+    conns: HashMap<ConnId, Arc<Outbox>>,
+    tls: HashMap<ConnId, String>,
+    conn_device: HashMap<ConnId, Arc<str>>,
+    auth: Arc<Mutex<AuthState>>,
+    devices: Arc<Devices>,
+    jobs: mpsc::Sender<Vec<Job>>,
+    shared: Arc<Shared>,
+    touched: Vec<ConnId>,
+    pending_jobs: Vec<Job>,
+    wake_devices: Vec<Arc<str>>,
+    dirty: bool,
+    snapshot_path: Option<PathBuf>,
+    last_metrics: rampart_mqtt_broker::Metrics,
+}
+
+impl Actor {
+    async fn run(mut self, mut rx: mpsc::Receiver<Event>) {
+        let mut events = Vec::with_capacity(EVENT_BATCH);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let snap_every = Duration::from_millis(self.shared.cfg.snapshot_interval_ms.max(10));
+        let mut snap_tick = tokio::time::interval(snap_every);
+        snap_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                n = rx.recv_many(&mut events, EVENT_BATCH) => {
+                    if n == 0 {
+                        self.snapshot().await;
+                        return;
+                    }
+                    let now = Instant::now();
+                    for ev in events.drain(..) {
+                        if let Event::Shutdown(done) = ev {
+                            self.snapshot().await;
+                            let _ = done.send(());
+                            continue;
+                        }
+                        self.handle(ev, now);
+                    }
+                    self.flush().await;
+                }
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    let actions = self.broker.tick(now);
+                    self.dispatch(actions, now);
+                    self.devices.expire(rampart_model::Timestamp::now());
+                    self.sync_metrics();
+                    self.flush().await;
+                }
+                _ = snap_tick.tick() => {
+                    if self.dirty {
+                        self.snapshot().await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, ev: Event, now: Instant) {
+        match ev {
+            Event::Open {
+                conn,
+                outbox,
+                tls_identity,
+            } => {
+                self.conns.insert(conn, outbox);
+                if let Some(t) = tls_identity {
+                    self.tls.insert(conn, t);
+                }
+            }
+            Event::Packets { conn, packets } => {
+                self.dirty = true;
+                for p in packets {
+                    let kind = match &p {
+                        Packet::V3(v3::Packet::Connect(_)) | Packet::V5(v5::Packet::Connect(_)) => {
+                            1
+                        }
+                        Packet::V3(v3::Packet::Subscribe { .. })
+                        | Packet::V5(v5::Packet::Subscribe(_)) => 2,
+                        _ => 0,
+                    };
+                    if kind == 1 {
+                        self.auth.lock().pending_tls = self.tls.get(&conn).cloned();
+                    }
+                    let actions = self.broker.packet(conn, p, now);
+                    if kind == 1 {
+                        let mut st = self.auth.lock();
+                        st.pending_tls = None;
+                        if let Some(d) = st.last_device.take() {
+                            self.conn_device.insert(conn, d);
+                        }
+                    }
+                    self.dispatch(actions, now);
+                    if kind != 0
+                        && let Some(d) = self.conn_device.get(&conn)
+                    {
+                        self.wake_devices.push(d.clone());
+                    }
+                }
+            }
+            Event::Closed { conn } => {
+                self.dirty = true;
+                self.forget(conn);
+                let actions = self.broker.disconnected(conn, now);
+                self.dispatch(actions, now);
+            }
+            Event::Persisted(outcomes) => {
+                self.dirty = true;
+                for (token, o) in outcomes {
+                    let actions = match o {
+                        Outcome::Stored => self.broker.persisted(token, now),
+                        Outcome::Refused(reason) => self.broker.refused(token, reason, now),
+                        Outcome::Failed => self.broker.persist_failed(token, now),
+                    };
+                    self.dispatch(actions, now);
+                }
+            }
+            Event::Inject(p) => {
+                let actions = self.broker.inject(p, now);
+                self.dispatch(actions, now);
+            }
+            Event::Entities(delta) => self.entities(&delta, now),
+            Event::Wake(device) => self.wake_devices.push(Arc::from(device.as_str())),
+            Event::Shutdown(_) => {}
+        }
+    }
+
+    fn forget(&mut self, conn: ConnId) {
+        self.conns.remove(&conn);
+        self.tls.remove(&conn);
+        self.conn_device.remove(&conn);
+    }
+
+    fn dispatch(&mut self, actions: Vec<Action>, now: Instant) {
+        let soft = self.shared.cfg.max_outbound_bytes;
+        let hard = soft.saturating_mul(4);
+        let mut overflowed = Vec::new();
+        for a in actions {
+            match a {
+                Action::Send { conn, packet } => {
+                    let Some(o) = self.conns.get(&conn) else {
+                        continue;
+                    };
+                    match o.push(packet, soft, hard) {
+                        Pushed::Queued => self.touched.push(conn),
+                        Pushed::Dropped => {
+                            self.shared.counters.dropped_qos0.inc();
+                        }
+                        Pushed::Overflow => overflowed.push(conn),
+                        Pushed::Closed => {}
+                    }
+                }
+                Action::Close { conn, .. } => {
+                    if let Some(o) = self.conns.get(&conn) {
+                        o.close();
+                    }
+                    self.forget(conn);
+                }
+                Action::Persist {
+                    token,
+                    client_id,
+                    publish,
+                } => {
+                    let identity = client_id.and_then(|c| identity_of(&self.auth, &c));
+                    self.pending_jobs.push(Job {
+                        token,
+                        identity,
+                        publish,
+                    });
+                }
+            }
+        }
+        for conn in overflowed {
+            self.shared.counters.slow_closed.inc();
+            tracing::warn!(
+                conn = conn.0,
+                "closing a slow MQTT subscriber: its outbound queue passed 4 × max_outbound_bytes"
+            );
+            if let Some(o) = self.conns.get(&conn) {
+                o.close();
+            }
+            self.forget(conn);
+            let actions = self.broker.disconnected(conn, now);
+            self.dispatch(actions, now);
+        }
+    }
+
+    async fn flush(&mut self) {
+        let now = Instant::now();
+        let mut devices = std::mem::take(&mut self.wake_devices);
+        devices.sort();
+        devices.dedup();
+        for d in devices {
+            self.deliver_commands(&d, now);
+        }
+        self.touched.sort_unstable();
+        self.touched.dedup();
+        for conn in self.touched.drain(..) {
+            if let Some(o) = self.conns.get(&conn) {
+                o.wake();
+            }
+        }
+        if !self.pending_jobs.is_empty() {
+            let jobs = std::mem::take(&mut self.pending_jobs);
+            // Waiting here is the backpressure when the engine cannot keep up.
+            let _ = self.jobs.send(jobs).await;
+        }
+    }
+
+    /// Publishes queued commands of `device` if it subscribes to its command topic (its
+    /// session may be offline: the broker then queues them for its return).
+    fn deliver_commands(&mut self, device: &str, now: Instant) {
+        let topic = format!("rampart/v1/{device}/cmd");
+        if !self.broker.has_subscribers(&topic) {
+            return;
+        }
+        let cmds = self.devices.to_deliver(device, false);
+        if cmds.is_empty() {
+            return;
+        }
+        let mut ids = Vec::with_capacity(cmds.len());
+        for c in cmds {
+            let p = Publish {
+                dup: false,
+                retain: false,
+                qos: QoS::AtLeastOnce,
+                topic: topic.as_str().into(),
+                packet_id: None,
+                payload: c.payload().into(),
+                properties: None,
+            };
+            let actions = self.broker.inject(p, now);
+            self.dispatch(actions, now);
+            self.shared.counters.commands_sent.inc();
+            ids.push(c.id);
+        }
+        if let Err(e) = self.devices.mark_sent(&ids) {
+            tracing::warn!(error = %e, "recording sent commands failed");
+        }
+    }
+
+    fn entities(&mut self, delta: &Delta, now: Instant) {
+        let Delta::Updated(updates) = delta else {
+            return;
+        };
+        for u in updates {
+            let topic = entity_topic(&u.entity.uid);
+            if !self.broker.has_subscribers(&topic) {
+                continue;
+            }
+            let payload = serde_json::to_vec(&rampart_codec_json::EntityFeature(&u.entity))
+                .unwrap_or_default();
+            let p = Publish {
+                dup: false,
+                retain: false,
+                qos: QoS::AtMostOnce,
+                topic: topic.into(),
+                packet_id: None,
+                payload: payload.into(),
+                properties: None,
+            };
+            let actions = self.broker.inject(p, now);
+            self.dispatch(actions, now);
+            self.shared.counters.published_entities.inc();
+        }
+    }
+
+    fn sync_metrics(&mut self) {
+        let m = self.broker.metrics().clone();
+        let old = &self.last_metrics;
+        let pairs = [
+            ("queue_full_drops", m.queue_full_drops, old.queue_full_drops),
+            (
+                "offline_qos0_drops",
+                m.offline_qos0_drops,
+                old.offline_qos0_drops,
+            ),
+            ("expired_drops", m.expired_drops, old.expired_drops),
+            ("oversize_drops", m.oversize_drops, old.oversize_drops),
+            (
+                "session_end_drops",
+                m.session_end_drops,
+                old.session_end_drops,
+            ),
+            ("retained_refused", m.retained_refused, old.retained_refused),
+            ("publish_denied", m.publish_denied, old.publish_denied),
+            ("subscribe_denied", m.subscribe_denied, old.subscribe_denied),
+            ("connects_refused", m.connects_refused, old.connects_refused),
+            ("protocol_errors", m.protocol_errors, old.protocol_errors),
+            (
+                "keepalive_timeouts",
+                m.keepalive_timeouts,
+                old.keepalive_timeouts,
+            ),
+            ("persist_failures", m.persist_failures, old.persist_failures),
+            ("persist_refused", m.persist_refused, old.persist_refused),
+            ("publishes_in", m.publishes_in, old.publishes_in),
+            ("publishes_out", m.publishes_out, old.publishes_out),
+        ];
+        for (name, new, before) in pairs {
+            if new > before {
+                if name == "queue_full_drops" {
+                    tracing::warn!(
+                        dropped = new - before,
+                        "MQTT QoS 1/2 deliveries dropped: a session queue reached max_queued_per_session"
+                    );
+                }
+                self.shared
+                    .counters
+                    .broker
+                    .get_or_create(&Counters::label(name))
+                    .inc_by(new - before);
+            }
+        }
+        self.last_metrics = m;
+    }
+
+    async fn snapshot(&mut self) {
+        self.dirty = false;
+        let Some(path) = self.snapshot_path.clone() else {
+            return;
+        };
+        let snap = self.broker.snapshot(Instant::now());
+        let res = tokio::task::spawn_blocking(move || write_atomic(&path, &snap)).await;
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "writing MQTT sessions failed"),
+            Err(e) => tracing::warn!(error = %e, "writing MQTT sessions failed"),
+        }
+    }
+}
+
+fn write_atomic(path: &std::path::Path, snap: &Snapshot) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("json.tmp");
+    let bytes = serde_json::to_vec(snap).map_err(std::io::Error::other)?;
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::entity_topic;
+
+    #[test]
+    fn entity_topics_escape_levels_and_wildcards() {
+        assert_eq!(
+            entity_topic("a/b+c#d%"),
+            "rampart/v1/entities/a%2Fb%2Bc%23d%25"
+        );
+        assert_eq!(entity_topic("unit-1"), "rampart/v1/entities/unit-1");
+    }
+}
