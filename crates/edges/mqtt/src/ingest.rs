@@ -106,7 +106,10 @@ pub(crate) async fn run(mut ing: Ingest, mut jobs: mpsc::Receiver<Vec<Job>>) {
         for job in batch {
             let start = reports.len();
             match ing.decode(&job, &mut reports) {
-                Ok(()) => spans.push((job.token, start, reports.len() - start, None)),
+                Ok(()) => {
+                    tracing::trace!(topic = %job.publish.topic, reports = reports.len() - start, "MQTT durable publish decoded");
+                    spans.push((job.token, start, reports.len() - start, None));
+                }
                 Err(r) => {
                     reports.truncate(start);
                     ing.counters.publish_refused(r.label);
@@ -401,6 +404,7 @@ impl Ingest {
             }
             let v = match (&m.value, m.value.as_f64()) {
                 (_, Some(x)) => AttrValue::Num(x),
+                (spb::Value::Boolean(b), _) => AttrValue::Num(if *b { 1.0 } else { 0.0 }),
                 (spb::Value::String(s) | spb::Value::Text(s) | spb::Value::Uuid(s), _) => {
                     AttrValue::Text(Text::from(s.as_str()))
                 }

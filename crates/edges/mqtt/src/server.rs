@@ -358,7 +358,7 @@ impl MqttEdge {
         self: Arc<Self>,
         listener: TcpListener,
         acceptor: tokio_rustls::TlsAcceptor,
-        identity: Arc<dyn Fn(&[u8]) -> Option<String> + Send + Sync>,
+        identity: CertIdentity,
     ) {
         loop {
             let (stream, peer) = match listener.accept().await {
@@ -402,6 +402,9 @@ impl MqttEdge {
         }
     }
 }
+
+/// Maps a verified client certificate (DER) to the subject a device is bound to.
+pub type CertIdentity = Arc<dyn Fn(&[u8]) -> Option<String> + Send + Sync>;
 
 /// Counts a connection while it lives.
 struct ConnGuard(Arc<Stats>);

@@ -96,6 +96,22 @@ impl Node {
         let _ = self.child.wait();
     }
 
+    /// SIGTERM, then waits for the node to shut down cleanly (at most 20 s).
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// True while the process is alive.
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
