@@ -8,9 +8,11 @@ pub mod engine;
 pub mod feeds;
 pub mod history;
 pub mod http;
+pub mod mqtt;
 pub mod picture;
 pub mod store_compare;
 pub mod tak;
+pub mod tls;
 pub mod util;
 
 /// Named results of one benchmark run, printed one per line as `name: value unit`.
@@ -49,7 +51,9 @@ impl std::fmt::Display for Figures {
 
 /// Runs the benchmark `name` (`engine`, `query`, `memory`, `history`, `track`, `replay`,
 /// `http`, `all`, or `store-compare`, which `all` leaves out because it takes minutes, or
-/// `tak-fanout`, `tak-ingest`, `tak-idle` against a running TAK server, see [`tak::run_env`]) and
+/// `tak-fanout`, `tak-ingest`, `tak-idle` against a running TAK server, see [`tak::run_env`], or
+/// `mqtt-qos0`, `mqtt-qos1`, `mqtt-latency`, `mqtt-idle` against a running MQTT broker, see
+/// [`mqtt::run_env`]) and
 /// prints its figures. `quick` shrinks the sizes for a smoke run.
 pub fn run(name: &str, quick: bool, json: bool) -> anyhow::Result<()> {
     let all = name == "all";
@@ -62,11 +66,16 @@ pub fn run(name: &str, quick: bool, json: bool) -> anyhow::Result<()> {
         "replay",
         "http",
         "feeds",
+        "tls",
         "all",
         "store-compare",
         "tak-fanout",
         "tak-ingest",
         "tak-idle",
+        "mqtt-qos0",
+        "mqtt-qos1",
+        "mqtt-latency",
+        "mqtt-idle",
     ];
     if !known.contains(&name) {
         anyhow::bail!("unknown benchmark {name:?} (known: {})", known.join(", "));
@@ -123,12 +132,19 @@ pub fn run(name: &str, quick: bool, json: bool) -> anyhow::Result<()> {
             scale(20_000, 2_000),
         )?);
     }
+    if all || name == "tls" {
+        results.push(tls::handshakes(if quick { 1.0 } else { 5.0 }, 64)?);
+    }
     if name == "store-compare" {
         results.extend(store_compare::compare(quick)?);
     }
     // TAK load against a running server (see `tak::run_env`); never part of `all`.
     if name.starts_with("tak-") {
         results.push(tak::run_env(name, quick)?);
+    }
+    // MQTT load against a running broker (see `mqtt::run_env`); never part of `all`.
+    if name.starts_with("mqtt-") {
+        results.push(mqtt::run_env(name, quick)?);
     }
     for f in &results {
         println!("{f}");

@@ -38,6 +38,16 @@ pub struct Config {
     pub feeds: FeedsSection,
     /// The TAK edge: CoT listeners and routing.
     pub cot: rampart_edge_cot::CotConfig,
+    /// `[security]`: the PKI, HTTPS client certificates, `--secure`.
+    pub security: crate::pki::SecuritySection,
+    /// The operator console: tile sources and playback defaults.
+    pub console: rampart_http::ConsoleConfig,
+    /// The MQTT edge: broker limits, anonymous access, TLS.
+    pub mqtt: rampart_edge_mqtt::MqttConfig,
+    /// The device registry's bounds.
+    pub devices: rampart_devices::DevicesConfig,
+    /// `[rules]`: the rules engine's limits, alert store bounds and webhooks.
+    pub rules: rampart_rules::RulesConfig,
 }
 
 /// `[feeds]`: limits, protocol settings and upstream connections of the legacy feeds.
@@ -76,6 +86,11 @@ impl Default for Config {
             engine: EngineSection::default(),
             feeds: FeedsSection::default(),
             cot: rampart_edge_cot::CotConfig::default(),
+            security: crate::pki::SecuritySection::default(),
+            console: rampart_http::ConsoleConfig::default(),
+            mqtt: rampart_edge_mqtt::MqttConfig::default(),
+            devices: rampart_devices::DevicesConfig::default(),
+            rules: rampart_rules::RulesConfig::default(),
         }
     }
 }
@@ -199,7 +214,9 @@ pub struct ListenSpec {
 
 /// Listener kinds this build knows.
 pub fn listener_kinds() -> Vec<&'static str> {
-    let mut kinds = vec!["http", "cot-tcp", "cot-tls", "cot-udp", "cot-mesh"];
+    let mut kinds = vec![
+        "http", "https", "cot-tcp", "cot-tls", "cot-udp", "cot-mesh", "mqtt", "mqtts",
+    ];
     kinds.extend(
         rampart_edge_feeds::adapters::LISTENER_KINDS
             .iter()

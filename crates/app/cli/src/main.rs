@@ -2,7 +2,10 @@
 
 mod config;
 mod export;
+mod mqtt;
 mod node;
+mod pki;
+mod rules;
 
 use std::path::PathBuf;
 
@@ -38,6 +41,8 @@ enum Command {
     Export(ExportArgs),
     /// Print the effective configuration (defaults, file, environment and flags) as TOML.
     Config(ServeArgs),
+    /// The built-in certificate authority: init, issue, revoke, list.
+    Pki(pki::PkiArgs),
 }
 
 /// Options shared by `serve` and `demo`. Flags override environment variables, which
@@ -51,7 +56,7 @@ struct NodeArgs {
     #[arg(long, env = "RAMPART_DATA", value_name = "DIR")]
     data: Option<PathBuf>,
     /// A listener as KIND=ADDR, repeatable, e.g. `--listen http=127.0.0.1:8080`. Port 0 picks
-    /// a free port. Kinds: http, cot-tcp, cot-tls, cot-udp, cot-mesh (multicast group), nmea-udp, nmea-tcp, ais-udp, ais-tcp, sbs-tcp,
+    /// a free port. Kinds: http, https, cot-tcp, cot-tls, cot-udp, cot-mesh (multicast group), mqtt, mqtts, nmea-udp, nmea-tcp, ais-udp, ais-tcp, sbs-tcp,
     /// avr-tcp.
     #[arg(
         long,
@@ -75,6 +80,14 @@ struct NodeArgs {
     /// Largest HTTP request body in bytes.
     #[arg(long, env = "RAMPART_MAX_BODY_BYTES", value_name = "BYTES")]
     max_body_bytes: Option<usize>,
+    /// Let MQTT clients without credentials use ordinary application topics (never
+    /// `rampart/...` or `spBv1.0/...`).
+    #[arg(long, env = "RAMPART_MQTT_ALLOW_ANONYMOUS")]
+    mqtt_allow_anonymous: bool,
+    /// Secure defaults: a CA and server certificate if absent, TLS listeners only (default
+    /// https=127.0.0.1:8443), client certificates required, signed CoT datagrams only.
+    #[arg(long, env = "RAMPART_SECURE")]
+    secure: bool,
 }
 
 #[derive(Args)]
@@ -146,7 +159,7 @@ struct ExportArgs {
 
 #[derive(Args)]
 struct BenchArgs {
-    /// Which benchmark: engine, query, memory, history, track, replay, http, feeds, or all.
+    /// Which benchmark: engine, query, memory, history, track, replay, http, feeds, tls, or all.
     #[arg(value_name = "NAME", default_value = "all")]
     name: String,
     /// Smaller sizes, for a quick look (figures are not comparable with the targets).
@@ -170,8 +183,15 @@ impl NodeArgs {
         if !self.listen.is_empty() {
             cfg.listen = self.listen.clone();
         }
+        if self.secure {
+            cfg.security.secure = true;
+        }
         if cfg.listen.is_empty() {
-            cfg.listen = vec![default_listen.to_string()];
+            cfg.listen = vec![if cfg.security.secure && !default_listen.is_empty() {
+                pki::SECURE_DEFAULT_LISTEN.to_string()
+            } else {
+                default_listen.to_string()
+            }];
         }
         if let Some(v) = self.retention_max_age_secs {
             cfg.history.max_age_secs = v;
@@ -188,6 +208,10 @@ impl NodeArgs {
         if let Some(v) = self.max_body_bytes {
             cfg.http.max_body_bytes = v;
         }
+        if self.mqtt_allow_anonymous {
+            cfg.mqtt.allow_anonymous = true;
+        }
+        pki::apply_secure(&mut cfg)?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -255,6 +279,7 @@ fn main() -> anyhow::Result<()> {
             )
         }
         Command::Bench(a) => rampart_bench::run(&a.name, a.quick, a.json),
+        Command::Pki(a) => pki::run(a),
         Command::Config(a) => {
             let cfg = a.node.resolve("http=127.0.0.1:8080")?;
             print!("{}", toml::to_string(&cfg)?);

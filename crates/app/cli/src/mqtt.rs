@@ -64,7 +64,7 @@ pub async fn bind(cfg: &Config, edge: Arc<MqttEdge>, l: &ListenSpec) -> anyhow::
         let acceptor = rampart_edge_cot::tls::acceptor(&cert, &key)?;
         // Without client-certificate verification there is no certificate identity yet:
         // devices authenticate with their token over the encrypted channel.
-        let identity: Arc<dyn Fn(&[u8]) -> Option<String> + Send + Sync> = Arc::new(|_| None);
+        let identity: rampart_edge_mqtt::CertIdentity = Arc::new(|_| None);
         tokio::spawn(edge.run_tls_listener(listener, acceptor, identity));
     }
     tracing::info!(kind, addr = %bound, "listening");

@@ -104,11 +104,23 @@ async fn run_async(cfg: Config, mode: Mode) -> anyhow::Result<()> {
     let engine = Engine::open(cfg.engine_config(), history, metrics)?;
     let _maintenance = engine.spawn_maintenance();
     let sink: Arc<dyn ReportSink> = engine.clone();
+    let rules = crate::rules::start(&cfg, &engine)?;
+    let devices = crate::mqtt::open_devices(&cfg)?;
+    let mqtt = if listeners.iter().any(|l| l.kind.starts_with("mqtt")) {
+        Some(crate::mqtt::start(&cfg, &engine, &sink, &devices)?)
+    } else {
+        None
+    };
+    // The PKI (created on first start when a TLS listener needs it) and its revocation watch.
+    let security = crate::pki::NodeSecurity::setup(&cfg, &listeners)?;
 
     let cot = listeners
         .iter()
         .any(|l| l.kind.starts_with("cot-"))
         .then(|| start_cot(&cfg, &engine, &sink));
+    if let (Some(edge), Some(sec)) = (&cot, &security) {
+        edge.set_security(sec.cot(&cfg));
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
     let mut http_urls = Vec::new();
@@ -128,7 +140,10 @@ async fn run_async(cfg: Config, mode: Mode) -> anyhow::Result<()> {
                     sink.clone(),
                     cfg.http.clone(),
                     cfg.limits.clone(),
-                );
+                )
+                .with_console(cfg.console.clone())
+                .with_devices(devices.clone())
+                .with_rules(rules.clone());
                 let mut rx = stop_rx.clone();
                 servers.push(tokio::spawn(async move {
                     let stop = async move {
@@ -139,11 +154,45 @@ async fn run_async(cfg: Config, mode: Mode) -> anyhow::Result<()> {
                     }
                 }));
             }
+            "https" => {
+                let tls = crate::pki::https_config(&cfg, security.as_ref())?;
+                let watch = security.as_ref().map(|s| s.watch.clone());
+                let listener = tokio::net::TcpListener::bind(l.addr)
+                    .await
+                    .with_context(|| format!("binding https listener on {}", l.addr))?;
+                let bound = listener.local_addr()?;
+                tracing::info!(kind = "https", addr = %bound, "listening");
+                println!("rampart: listening https {bound}");
+                http_urls.push(format!("https://{bound}"));
+                let state = AppState::new(
+                    engine.clone(),
+                    sink.clone(),
+                    cfg.http.clone(),
+                    cfg.limits.clone(),
+                )
+                .with_rules(rules.clone());
+                let mut rx = stop_rx.clone();
+                servers.push(tokio::spawn(async move {
+                    let stop = async move {
+                        let _ = rx.wait_for(|s| *s).await;
+                    };
+                    if let Err(e) = rampart_http::serve_tls(listener, tls, watch, state, stop).await
+                    {
+                        tracing::error!(error = %e, "https server failed");
+                    }
+                }));
+            }
+            "mqtt" | "mqtts" => {
+                let Some(edge) = mqtt.clone() else {
+                    anyhow::bail!("the MQTT edge did not start");
+                };
+                crate::mqtt::bind(&cfg, edge, l).await?;
+            }
             "cot-tcp" | "cot-tls" | "cot-udp" | "cot-mesh" => {
                 let Some(edge) = cot.clone() else {
                     anyhow::bail!("the TAK edge did not start");
                 };
-                bind_cot(&cfg, edge, l).await?;
+                bind_cot(&cfg, edge, l, security.as_ref()).await?;
             }
             kind => {
                 let Some(&(_, protocol, udp)) = FEED_KINDS.iter().find(|k| k.0 == kind) else {
@@ -206,6 +255,9 @@ async fn run_async(cfg: Config, mode: Mode) -> anyhow::Result<()> {
     if let Some(s) = sim.take() {
         s.abort();
     }
+    if let Some(m) = &mqtt {
+        m.shutdown().await;
+    }
     let _ = stop_tx.send(true);
     for s in servers {
         let _ = tokio::time::timeout(Duration::from_secs(5), s).await;
@@ -236,6 +288,7 @@ async fn bind_cot(
     cfg: &Config,
     edge: Arc<CotEdge>,
     l: &crate::config::ListenSpec,
+    security: Option<&crate::pki::NodeSecurity>,
 ) -> anyhow::Result<()> {
     let kind: &'static str = match l.kind.as_str() {
         "cot-tcp" => "cot-tcp",
@@ -252,11 +305,7 @@ async fn bind_cot(
             if kind == "cot-tcp" {
                 tokio::spawn(rampart_edge_cot::run_tcp_listener(listener, edge, kind));
             } else {
-                let (cert, key) = match (&cfg.cot.tls_cert, &cfg.cot.tls_key) {
-                    (Some(c), Some(k)) => (c.clone(), k.clone()),
-                    _ => rampart_edge_cot::tls::ensure_self_signed(&cfg.data.join("tls"))?,
-                };
-                let acceptor = rampart_edge_cot::tls::acceptor(&cert, &key)?;
+                let acceptor = crate::pki::cot_tls_acceptor(cfg, security)?;
                 tokio::spawn(rampart_edge_cot::run_tls_listener(
                     listener, acceptor, edge, kind,
                 ));

@@ -52,7 +52,28 @@ fn start(dir: &tempfile::TempDir, config: Option<&str>) -> Node {
         std::fs::write(&path, toml).unwrap();
         args.extend(["--config", path.to_str().unwrap()]);
     }
-    Node::start(&dir.path().join("data"), &args)
+    let node = Node::start(&dir.path().join("data"), &args);
+    // cot-tls requires client certificates from the node's CA (created on start): the pytak
+    // clients use this PKCS#12 bundle.
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args([
+            "pki",
+            "issue",
+            "user",
+            "pytak",
+            "--p12-password",
+            "atakatak",
+            "--data",
+        ])
+        .arg(&node.data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rampart pki issue: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    node
 }
 
 /// Runs client scenario `name` against `node` (off the async runtime) and returns its JSON.
@@ -296,12 +317,12 @@ async fn ping_is_answered_with_a_pong() {
     assert_eq!(out["pong"]["uid"], "takPong");
 }
 
-/// 8: pytak over TLS (self-signed server certificate, not verified by the client).
+/// 8: pytak over mutual TLS with a PKCS#12 bundle from the node's CA (server verified).
 #[tokio::test(flavor = "multi_thread")]
 async fn tls_client_interoperates_with_tcp_clients() {
     let dir = tempfile::tempdir().unwrap();
     let node = start(&dir, None);
-    assert!(node.data.join("tls/server.crt").exists());
+    assert!(node.data.join("pki/ca.crt").exists());
     let out = scenario(&node, "tls").await;
     assert_eq!(out["tcp_got"]["callsign"], "TLSER");
     close_to("battery", &out["tcp_got"]["battery"], 77.0);

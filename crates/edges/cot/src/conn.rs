@@ -99,6 +99,9 @@ impl<R: AsyncRead + Unpin + Send> Reader for StreamReader<R> {
     }
 }
 
+/// Resolves when the client's certificate is revoked (never for clients without one).
+type Revoked = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// Serves one client until it leaves or is closed.
 async fn serve<R: Reader, W: AsyncWrite + Unpin + Send>(
     mut reader: R,
@@ -106,7 +109,9 @@ async fn serve<R: Reader, W: AsyncWrite + Unpin + Send>(
     identity: String,
     edge: Arc<CotEdge>,
     kind: &'static str,
+    revoked: Option<Revoked>,
 ) {
+    let mut revoked = revoked.unwrap_or_else(|| Box::pin(std::future::pending()));
     let gauge = edge.metrics.connection_gauge(kind);
     gauge.inc();
     let mut session = Session::new(edge.clone(), kind, &identity);
@@ -172,6 +177,9 @@ async fn serve<R: Reader, W: AsyncWrite + Unpin + Send>(
                     tokio::time::sleep(linger).await;
                 }
             }
+            _ = &mut revoked => {
+                break Close { reason: "revoked", message: "the client certificate was revoked".to_string() };
+            }
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
                 break if session.partial_since.is_some() {
                     Close { reason: "frame_timeout", message: format!("an event stayed incomplete for {frame_timeout:?}") }
@@ -231,7 +239,7 @@ async fn accept_loop<F, Fut>(
 pub async fn run_tcp_listener(listener: TcpListener, edge: Arc<CotEdge>, kind: &'static str) {
     accept_loop(listener, edge, kind, move |stream, addr, edge| async move {
         let (rd, wr) = stream.into_split();
-        serve(TcpReader(rd), wr, addr.to_string(), edge, kind).await;
+        serve(TcpReader(rd), wr, addr.to_string(), edge, kind, None).await;
     })
     .await;
 }
@@ -264,12 +272,24 @@ pub async fn run_tls_listener(
                     return;
                 }
             };
+            // With a client certificate, the connection's identity is its subject CN, and a
+            // revocation closes it within the watch's polling interval.
+            let (identity, revoked) = match rampart_pki::peer_identity(tls.get_ref().1) {
+                Some(id) => {
+                    let revoked = edge
+                        .watch()
+                        .map(|w| Box::pin(w.revoked(id.serial.clone())) as Revoked);
+                    tracing::debug!(kind, peer = %addr, cn = %id.subject_cn, serial = %id.serial, "TAK client authenticated");
+                    (id.subject_cn, revoked)
+                }
+                None => (addr.to_string(), None),
+            };
             let (rd, wr) = tokio::io::split(tls);
             let reader = StreamReader {
                 rd,
                 buf: vec![0; TLS_READ_BYTES],
             };
-            serve(reader, wr, addr.to_string(), edge, kind).await;
+            serve(reader, wr, identity, edge, kind, revoked).await;
         }
     })
     .await;

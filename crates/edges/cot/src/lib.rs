@@ -11,7 +11,9 @@
 //! - `conn`: the TCP and TLS connection loops (timeouts, write-back);
 //! - `udp`: one event per datagram (XML or mesh protobuf), optionally on a multicast group;
 //! - `bridge`: entities from other sources (HTTP, feeds, MQTT) reach TAK clients as CoT;
-//! - `tls`: the server certificate (configured, or generated on first start).
+//! - `tls`: the server certificate (configured, or generated on first start);
+//! - security: mutual TLS identities and revocation (`conn`), signed datagrams (`udp`), both
+//!   from `rampart-pki`.
 
 mod bridge;
 mod conn;
@@ -67,6 +69,14 @@ pub struct CotConfig {
     pub tls_cert: Option<std::path::PathBuf>,
     /// Server private key (PEM) for `cot-tls`.
     pub tls_key: Option<std::path::PathBuf>,
+    /// Client certificates on `cot-tls`: `required` (default: mutual TLS against the built-in
+    /// CA, revoked certificates refused and live connections closed), `optional` or `none`.
+    pub tls_client_auth: rampart_pki::ClientAuth,
+    /// Refuse unsigned datagrams on `cot-udp` and `cot-mesh` (signed envelopes, see
+    /// SECURITY.md). Signed datagrams are verified whether or not this is set.
+    pub require_signatures: bool,
+    /// Clock-skew window of signed datagrams, in seconds either way.
+    pub max_clock_skew_secs: u64,
 }
 
 impl Default for CotConfig {
@@ -84,6 +94,9 @@ impl Default for CotConfig {
             channels: HashMap::new(),
             tls_cert: None,
             tls_key: None,
+            tls_client_auth: rampart_pki::ClientAuth::Required,
+            require_signatures: false,
+            max_clock_skew_secs: 30,
         }
     }
 }
@@ -96,6 +109,7 @@ pub(crate) struct CotMetrics {
     pub disconnects: Family<ReasonLabel, Counter>,
     pub bridged: Counter,
     pub bridge_lagged: Counter,
+    pub signature_refusals: Family<ReasonLabel, Counter>,
 }
 
 impl CotMetrics {
@@ -106,6 +120,7 @@ impl CotMetrics {
             disconnects: m.register_reason_counter("cot_disconnects", "TAK client connections closed by the server, by reason"),
             bridged: m.register_counter("cot_bridged", "Entity updates from non-CoT sources sent to TAK clients"),
             bridge_lagged: m.register_counter("cot_bridge_lagged", "Entity update batches the CoT bridge fell behind on (TAK clients get the next update)"),
+            signature_refusals: m.register_reason_counter("cot_signature_refusals", "CoT datagrams refused by signature checks, by reason (unsigned, malformed, unknown_key, bad_signature, replay, stale, future)"),
         }
     }
 
@@ -128,6 +143,18 @@ pub struct CotEdge {
     pub(crate) cot_metrics: CotMetrics,
     /// This server's uid in control events.
     pub(crate) server_uid: String,
+    /// Revocation and signature checking, set once by the node before listeners start.
+    pub(crate) security: std::sync::OnceLock<CotSecurity>,
+}
+
+/// The PKI pieces the TAK edge uses: the revocation watch (closes `cot-tls` connections of
+/// revoked certificates) and the verifier of signed datagrams.
+#[derive(Clone, Default)]
+pub struct CotSecurity {
+    /// Revocations of client certificates.
+    pub watch: Option<Arc<rampart_pki::RevocationWatch>>,
+    /// Verifier of signed datagrams on `cot-udp`/`cot-mesh`.
+    pub verifier: Option<Arc<rampart_pki::SignatureVerifier>>,
 }
 
 impl CotEdge {
@@ -142,7 +169,18 @@ impl CotEdge {
             sink,
             metrics,
             server_uid: "Rampart".to_string(),
+            security: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Installs revocation and signature checking. Only the first call counts; call it before
+    /// starting listeners.
+    pub fn set_security(&self, security: CotSecurity) {
+        let _ = self.security.set(security);
+    }
+
+    pub(crate) fn watch(&self) -> Option<&Arc<rampart_pki::RevocationWatch>> {
+        self.security.get().and_then(|s| s.watch.as_ref())
     }
 
     /// The router, for inspection.

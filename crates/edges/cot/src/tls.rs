@@ -45,7 +45,7 @@ pub fn ensure_self_signed(dir: &Path) -> Result<(PathBuf, PathBuf), TlsError> {
         rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
             .map_err(|e| TlsError::Config(e.to_string()))?;
     std::fs::write(&cert, generated.cert.pem()).map_err(|e| file_err(&cert, e))?;
-    write_private(&key, generated.key_pair.serialize_pem().as_bytes())?;
+    write_private(&key, generated.signing_key.serialize_pem().as_bytes())?;
     tracing::info!(cert = %cert.display(), "generated a self-signed TLS certificate for cot-tls");
     Ok((cert, key))
 }

@@ -33,6 +33,37 @@ fn handle(
     limits: &CotLimits,
     batch: &mut Vec<Report>,
 ) {
+    // Signed envelopes are verified whether or not signatures are required; the identity of
+    // a verified datagram is the signing device.
+    let security = edge.security.get();
+    let verifier = security.and_then(|s| s.verifier.as_ref());
+    let mut signer = None;
+    let datagram = if rampart_pki::sign::is_signed(datagram) || edge.cfg.require_signatures {
+        let verdict = match verifier {
+            Some(v) => v.verify(datagram, rampart_model::Timestamp::now().0),
+            None if rampart_pki::sign::is_signed(datagram) => Err(rampart_pki::Refusal::UnknownKey),
+            None => Err(rampart_pki::Refusal::Unsigned),
+        };
+        match verdict {
+            Ok((device, payload)) => {
+                signer = Some(device);
+                payload
+            }
+            Err(refusal) => {
+                edge.cot_metrics
+                    .signature_refusals
+                    .get_or_create(&rampart_engine::ReasonLabel {
+                        reason: refusal.reason().to_string(),
+                    })
+                    .inc();
+                edge.metrics.reject(kind, refusal.reason(), 1);
+                tracing::debug!(kind, peer = %from, reason = refusal.reason(), "CoT datagram refused: {refusal}");
+                return;
+            }
+        }
+    } else {
+        datagram
+    };
     let event = match decode(datagram, limits) {
         Ok(e) => e,
         Err((reason, message)) => {
@@ -56,7 +87,11 @@ fn handle(
     edge.cot_metrics.deliveries.inc_by(delivered);
     match event.to_report() {
         Ok(mut r) => {
-            r.provenance = rampart_model::Provenance::new(kind, &from.to_string());
+            let who = match signer {
+                Some(device) => device.to_string(),
+                None => from.to_string(),
+            };
+            r.provenance = rampart_model::Provenance::new(kind, &who);
             batch.push(r);
         }
         Err(_) => edge.metrics.reject(kind, "not_folded", 1),

@@ -5,19 +5,29 @@
 //! - `reports`: `POST /api/v1/reports`, JSON in, acknowledged once durable;
 //! - `entities`: GeoJSON queries of the live picture and of history tracks;
 //! - `stream`: the WebSocket live picture (snapshot, then deltas, per-client filters);
-//! - `ops`: `/` (a built-in live view), `/healthz`, `/metrics` and `/api/v1/openapi.json`;
-//! - `listener`: a TCP listener that counts and bounds connections.
+//! - `ops`: `/healthz`, `/metrics` and `/api/v1/openapi.json` (its old built-in live view
+//!   remains at `/live`);
+//! - `history`: `/api/v1/history` (positions over a period, for playback) and
+//!   `/api/v1/console/config`; the operator console itself (`rampart-console`) is served at `/`;
+//! - `rules`, `alerts`: geofences and rules as data, alerts listed, acknowledged and cleared;
+//! - `listener`: a TCP listener that counts and bounds connections;
+//! - `tls`: HTTPS over rustls, with client certificates and revocation from `rampart-pki`.
 //!
 //! Handlers only translate between HTTP and the engine; all state lives in the engine.
 
+mod devices;
 mod entities;
 mod error;
 pub mod formats;
+mod history;
 mod listener;
 mod openapi;
 mod ops;
 mod reports;
+mod rules;
+mod alerts;
 mod stream;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,10 +35,12 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use rampart_engine::{Engine, ReportSink};
 
 pub use listener::{CountingListener, PeerAddr};
+pub use rampart_console::ConsoleConfig;
+pub use tls::{HANDSHAKE_TIMEOUT, TlsListener, serve_tls};
 
 /// Limits and settings of the HTTP edge. Every bound is named so it can be configured.
 #[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
@@ -55,6 +67,10 @@ pub struct HttpConfig {
     pub ws_send_timeout_ms: u64,
     /// Most open TCP connections; further clients wait in the kernel's accept queue.
     pub max_connections: usize,
+    /// Most entities in one `GET /api/v1/history` answer (console playback).
+    pub max_history_entities: usize,
+    /// Most positions in one `GET /api/v1/history` answer, split evenly between its entities.
+    pub max_history_points: usize,
 }
 
 impl Default for HttpConfig {
@@ -70,6 +86,8 @@ impl Default for HttpConfig {
             max_ws_message_bytes: 64 * 1024,
             ws_send_timeout_ms: 10_000,
             max_connections: 10_000,
+            max_history_entities: 5_000,
+            max_history_points: 1_000_000,
         }
     }
 }
@@ -85,6 +103,13 @@ pub struct AppState {
     pub cfg: Arc<HttpConfig>,
     /// How report bodies are decoded (field limits, items per body).
     pub decode: Arc<rampart_codec_json::DecodeOptions>,
+    /// Settings of the operator console (`[console]`).
+    pub console: Arc<ConsoleConfig>,
+    /// The device registry (`/api/v1/devices`), when the node runs one.
+    pub devices: Option<Arc<rampart_devices::Devices>>,
+    /// The rules engine (`/api/v1/geofences`, `/api/v1/rules`, `/api/v1/alerts`, alerts on
+    /// the stream), when the node runs one.
+    pub rules: Option<Arc<rampart_rules::RulesService>>,
 }
 
 impl AppState {
@@ -105,7 +130,28 @@ impl AppState {
             sink,
             cfg: Arc::new(cfg),
             decode: Arc::new(decode),
+            console: Arc::new(ConsoleConfig::default()),
+            devices: None,
+            rules: None,
         }
+    }
+
+    /// Serves `devices` at `/api/v1/devices`.
+    pub fn with_devices(mut self, devices: Arc<rampart_devices::Devices>) -> Self {
+        self.devices = Some(devices);
+        self
+    }
+
+    /// Serves the rules engine's API and streams its alerts.
+    pub fn with_rules(mut self, rules: Arc<rampart_rules::RulesService>) -> Self {
+        self.rules = Some(rules);
+        self
+    }
+
+    /// Uses `console` as the operator console's settings.
+    pub fn with_console(mut self, console: ConsoleConfig) -> Self {
+        self.console = Arc::new(console);
+        self
     }
 }
 
@@ -125,7 +171,22 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/entities/{uid}/track", get(entities::track))
         .route("/api/v1/stream", get(stream::upgrade))
         .route("/api/v1/openapi.json", get(openapi::document))
-        .route("/", get(ops::index))
+        .route("/api/v1/devices", get(devices::list).post(devices::create))
+        .route(
+            "/api/v1/devices/{id}",
+            get(devices::one).delete(devices::remove),
+        )
+        .route("/api/v1/devices/{id}/policy", put(devices::set_policy))
+        .route(
+            "/api/v1/devices/{id}/commands",
+            get(devices::commands).post(devices::create_command),
+        )
+        .route("/api/v1/commands/{id}", get(devices::command))
+        .route("/api/v1/history", get(history::window))
+        .route("/api/v1/console/config", get(history::console_config))
+        .merge(rules::routes())
+        .route("/live", get(ops::index))
+        .merge(rampart_console::router())
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .layer(DefaultBodyLimit::max(body_limit))

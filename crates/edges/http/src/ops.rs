@@ -1,4 +1,4 @@
-//! Operations endpoints: `/healthz`, `/metrics`, and `/`, a built-in live view that needs
+//! Operations endpoints: `/healthz`, `/metrics`, and `/live`, a built-in live view that needs
 //! nothing from the network.
 
 use axum::Json;

@@ -7,7 +7,11 @@
 //! - `{"type":"update","features":[…]}` — entities created or updated;
 //! - `{"type":"stale","features":[…]}` — entities that went past their stale time;
 //! - `{"type":"removed","uids":[…]}` — entities dropped from the picture or leaving the filter;
-//! - `{"type":"error","error":"…"}` — a bad client message; the connection stays open.
+//! - `{"type":"error","error":"…"}` — a bad client message; the connection stays open;
+//! - `{"type":"alerts","alerts":[…]}` — the active alerts (newest first, at most
+//!   `STREAM_ALERT_SNAPSHOT`), sent on connect when the node runs the rules engine;
+//! - `{"type":"alert","event":"raised|acknowledged|cleared","alert":{…}}` — an alert changed.
+//!   Alerts are not filtered by the subscription: a watch officer sees every alert.
 //!
 //! Client → server: `{"type":"subscribe","bbox":[minLon,minLat,maxLon,maxLat],"type_prefix":"a-f"}`
 //! (both optional; absent means no restriction). The same filter can be given on connect as
@@ -27,6 +31,25 @@ use rampart_engine::{Delta, Subscription};
 use rampart_model::Entity;
 use rampart_picture::{BBox, type_matches};
 use tokio::sync::broadcast::error::RecvError;
+
+/// Most active alerts sent to a client when it connects.
+const STREAM_ALERT_SNAPSHOT: usize = 1_000;
+
+type AlertRx = tokio::sync::broadcast::Receiver<std::sync::Arc<rampart_rules::AlertEvent>>;
+
+/// The next alert event, or never when the node runs no rules engine.
+async fn next_alert(
+    rx: &mut Option<AlertRx>,
+) -> Result<std::sync::Arc<rampart_rules::AlertEvent>, RecvError> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn alert_message(ev: &rampart_rules::AlertEvent) -> String {
+    serde_json::json!({ "type": "alert", "event": ev.event, "alert": ev.alert }).to_string()
+}
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -249,9 +272,32 @@ async fn serve(
     filter: &mut Filter,
 ) -> Result<(), &'static str> {
     let timeout = st.send_timeout();
+    // Subscribe to alerts before reading the active ones, so none falls in between.
+    let mut alerts = st.rules.as_ref().map(|r| r.subscribe());
+    if let Some(r) = &st.rules {
+        let active = r.alerts(&rampart_rules::AlertQuery {
+            limit: STREAM_ALERT_SNAPSHOT,
+            ..Default::default()
+        });
+        let active: Vec<_> = active.into_iter().filter(|a| a.is_active()).collect();
+        send(
+            socket,
+            serde_json::json!({ "type": "alerts", "alerts": active }).to_string(),
+            timeout,
+        )
+        .await?;
+    }
     let mut sub = resubscribe(socket, st, filter, false).await?;
     loop {
         tokio::select! {
+            alert = next_alert(&mut alerts) => match alert {
+                Ok(ev) => send(socket, alert_message(&ev), timeout).await?,
+                Err(RecvError::Lagged(missed)) => {
+                    st.engine.metrics().stream_resyncs.inc();
+                    send(socket, serde_json::json!({"type": "error", "error": format!("{missed} alert events missed; re-read /api/v1/alerts")}).to_string(), timeout).await?;
+                }
+                Err(RecvError::Closed) => alerts = None,
+            },
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => match parse_client_message(&text) {
                     Ok(f) => {

@@ -9,12 +9,12 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use parking_lot::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
 use rampart_history::{HistoryError, HistoryStore, Ticket};
-use rampart_model::{Report, ReportId, Timestamp, Uid};
+use rampart_model::{Entity, Report, ReportId, Timestamp, Uid};
 use rampart_picture::{Change, FoldOutcome, Picture, PictureConfig, Query};
 use tokio::sync::broadcast;
 
@@ -107,6 +107,22 @@ pub trait ReportSink: Send + Sync {
     fn submit_unacked(&self, reports: Vec<Report>) -> Result<IngestReceipt, EngineError>;
 }
 
+/// Sees every folded batch, inside the engine's write lock and in fold order, before the
+/// deltas are fanned out: the seam the rules engine plugs into. Implementations must be
+/// quick and must never block on I/O (ingest waits for them).
+pub trait BatchObserver: Send + Sync {
+    /// Entities created or updated by a batch (late reports excluded), in their state after
+    /// the batch. An entity updated several times in the batch appears once per report.
+    fn on_batch(&self, entities: &[&Entity], now: Timestamp);
+
+    /// Entities dropped from the live picture after their stale grace period.
+    fn on_removed(&self, _uids: &[Uid], _now: Timestamp) {}
+
+    /// Called after each stale sweep (every `sweep_interval`), outside the engine lock, for
+    /// time-based triggers.
+    fn on_tick(&self, _now: Timestamp) {}
+}
+
 struct State {
     picture: Picture,
     dedup: Dedup,
@@ -122,6 +138,7 @@ pub struct Engine {
     history: Arc<dyn HistoryStore>,
     bus: broadcast::Sender<Arc<Delta>>,
     metrics: Arc<Metrics>,
+    observer: OnceLock<Arc<dyn BatchObserver>>,
 }
 
 impl Engine {
@@ -161,9 +178,19 @@ impl Engine {
             history,
             bus,
             metrics,
+            observer: OnceLock::new(),
         });
         engine.refresh_gauges();
         Ok(engine)
+    }
+
+    /// Attaches the batch observer (the rules engine). There is at most one; a second call
+    /// returns the observer back as the error.
+    pub fn set_observer(
+        &self,
+        observer: Arc<dyn BatchObserver>,
+    ) -> Result<(), Arc<dyn BatchObserver>> {
+        self.observer.set(observer)
     }
 
     /// Metrics shared with the edges.
@@ -279,14 +306,21 @@ impl Engine {
 
         // 3. Fold, remembering prior positions only if someone is listening.
         let listening = self.bus.receiver_count() > 0;
+        let observer = self.observer.get();
+        let mut observed: Vec<usize> = Vec::new();
         let mut touched: HashMap<Uid, Option<(f64, f64)>> = HashMap::new();
-        for r in &keep {
+        for (i, r) in keep.iter().enumerate() {
             if listening && !touched.contains_key(&r.uid) {
                 let prev = picture.get(&r.uid).map(|e| (e.lat, e.lon));
                 touched.insert(r.uid.clone(), prev);
             }
             match picture.fold(r, now, now) {
-                FoldOutcome::Created | FoldOutcome::Updated => receipt.accepted += 1,
+                FoldOutcome::Created | FoldOutcome::Updated => {
+                    receipt.accepted += 1;
+                    if observer.is_some() {
+                        observed.push(i);
+                    }
+                }
                 FoldOutcome::Late => {
                     receipt.accepted += 1;
                     receipt.late += 1;
@@ -295,6 +329,17 @@ impl Engine {
                 // stored report that could not be folded is still in history, so count it.
                 FoldOutcome::Full => receipt.accepted += 1,
             }
+        }
+
+        // 3b. Rules, on the folded state, before fan-out (no entity is copied).
+        if let Some(obs) = observer
+            && !observed.is_empty()
+        {
+            let entities: Vec<&Entity> = observed
+                .iter()
+                .filter_map(|&i| picture.get(&keep[i].uid))
+                .collect();
+            obs.on_batch(&entities, now);
         }
 
         // 4. Fan-out, inside the lock so subscribers see deltas in fold order.
@@ -388,6 +433,18 @@ impl Engine {
         let mut changes = Vec::new();
         let mut state = self.state.write();
         state.picture.sweep(now, &mut changes);
+        if let Some(obs) = self.observer.get() {
+            let removed: Vec<Uid> = changes
+                .iter()
+                .filter_map(|c| match c {
+                    Change::Removed(uid) => Some(uid.clone()),
+                    Change::Stale(_) => None,
+                })
+                .collect();
+            if !removed.is_empty() {
+                obs.on_removed(&removed, now);
+            }
+        }
         if !changes.is_empty() && self.bus.receiver_count() > 0 {
             let mut stale = Vec::new();
             let mut removed = Vec::new();
@@ -409,6 +466,9 @@ impl Engine {
             }
         }
         drop(state);
+        if let Some(obs) = self.observer.get() {
+            obs.on_tick(now);
+        }
         self.refresh_gauges();
     }
 

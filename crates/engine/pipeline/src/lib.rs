@@ -8,6 +8,7 @@
 //!                     idempotency check ◄──┘   (dedup)
 //!                     history append (group commit, durable before ack)   (rampart-history)
 //!                     fold into the live picture                          (rampart-picture)
+//!                     rules (a BatchObserver, e.g. rampart-rules)
 //!                     fan-out of deltas to subscribers                    (bus)
 //! ```
 //!
@@ -23,7 +24,9 @@ mod metrics;
 
 pub use bus::{Delta, EntityUpdate, Subscription};
 pub use dedup::{DedupConfig, DedupVerdict};
-pub use engine::{Engine, EngineConfig, EngineError, IngestReceipt, Rejection, ReportSink};
+pub use engine::{
+    BatchObserver, Engine, EngineConfig, EngineError, IngestReceipt, Rejection, ReportSink,
+};
 pub use metrics::{Metrics, ReasonLabel};
 /// The gauge type used for connection counts.
 pub use prometheus_client::metrics::gauge::Gauge;

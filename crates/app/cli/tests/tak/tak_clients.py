@@ -340,15 +340,15 @@ async def tcp_client(args, name):
 
 
 async def tls_client(args, name):
-    # pytak always loads a client certificate; the server asks for none, so any pair does.
-    # The node's generated one is at hand.
-    tls_dir = os.path.join(args.data, "tls")
+    # Mutual TLS: the PKCS#12 bundle the test issued from the node's CA, and the CA to
+    # verify the server (its certificate names 127.0.0.1).
+    pki = os.path.join(args.data, "pki")
     c = await Client.connect(
         name,
         f"tls://{args.tls}",
-        PYTAK_TLS_DONT_VERIFY="1",
-        PYTAK_TLS_CLIENT_CERT=os.path.join(tls_dir, "server.crt"),
-        PYTAK_TLS_CLIENT_KEY=os.path.join(tls_dir, "server.key"),
+        PYTAK_TLS_CLIENT_CERT=os.path.join(pki, "issued", "pytak", "pytak.p12"),
+        PYTAK_TLS_CLIENT_PASSWORD="atakatak",
+        PYTAK_TLS_CLIENT_CAFILE=os.path.join(pki, "ca.crt"),
     )
     await c.joined()
     return c

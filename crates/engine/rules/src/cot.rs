@@ -1,0 +1,1 @@
+//! CoT: TAK drawing shapes become geofences, alerts become CoT events.

@@ -1,0 +1,81 @@
+// The built-in basemap: Natural Earth land, coastlines and country borders (world-atlas
+// TopoJSON, served by the node itself), a graticule, and optionally the operator's own tiles.
+import L from 'leaflet';
+import { feature, mesh } from 'topojson-client';
+
+const DETAIL_ZOOM = 4; // from this zoom the 1:50m data replaces 1:110m
+
+function cssVar(name) {
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+}
+
+function graticule(step, renderer) {
+  const lines = [];
+  for (let lon = -180; lon <= 180; lon += step) lines.push([[-85, lon], [85, lon]]);
+  for (let lat = -80; lat <= 80; lat += step) {
+    const row = [];
+    for (let lon = -180; lon <= 180; lon += 5) row.push([lat, lon]);
+    lines.push(row);
+  }
+  return L.polyline(lines, { renderer, interactive: false, weight: 0.6, dashArray: step >= 10 ? null : '2 4' });
+}
+
+export async function addBasemap(map, urls, config) {
+  const renderer = L.canvas({ padding: 0.5 });
+  const layers = {};
+  const styled = [];
+  const restyle = () => {
+    for (const [layer, kind] of styled) {
+      if (kind === 'land') layer.setStyle({ fillColor: cssVar('--land'), fillOpacity: 1, color: cssVar('--coast'), weight: 0.9 });
+      else if (kind === 'borders') layer.setStyle({ color: cssVar('--border-line'), weight: 0.8 });
+      else layer.setStyle({ color: cssVar('--grid'), opacity: 0.8 });
+    }
+  };
+  const load = async (scale) => {
+    const res = await fetch(urls[scale]);
+    if (!res.ok) throw new Error(`basemap ${scale}: HTTP ${res.status}`);
+    const topo = await res.json();
+    const land = L.geoJSON(feature(topo, topo.objects.land), { renderer, interactive: false });
+    const borders = L.geoJSON(mesh(topo, topo.objects.countries, (a, b) => a !== b), { renderer, interactive: false });
+    styled.push([land, 'land'], [borders, 'borders']);
+    return L.layerGroup([land, borders]);
+  };
+  const coarse = await load('110m');
+  let fine = null;
+  const g10 = graticule(10, renderer);
+  const g2 = graticule(2, renderer);
+  styled.push([g10, 'grid'], [g2, 'grid']);
+  const natural = L.layerGroup([coarse, g10]);
+  natural.addTo(map);
+  restyle();
+  const pick = async () => {
+    if (!map.hasLayer(natural)) return;
+    const z = map.getZoom();
+    if (z >= DETAIL_ZOOM) {
+      if (!fine) {
+        fine = await load('50m');
+        restyle();
+      }
+      if (natural.hasLayer(coarse)) { natural.removeLayer(coarse); natural.addLayer(fine); }
+    } else if (fine && natural.hasLayer(fine)) {
+      natural.removeLayer(fine); natural.addLayer(coarse);
+    }
+    if (z >= 5 && !natural.hasLayer(g2)) natural.addLayer(g2);
+    if (z < 5 && natural.hasLayer(g2)) natural.removeLayer(g2);
+  };
+  map.on('zoomend', () => { pick().catch((e) => console.warn(e)); });
+  await pick();
+  layers['Natural Earth (built in)'] = natural;
+  if (config.tile_url) {
+    const tiles = L.tileLayer(config.tile_url, {
+      maxZoom: config.tile_max_zoom || 18,
+      attribution: config.tile_attribution || 'operator tiles',
+    });
+    layers['Operator tiles'] = tiles;
+    // The operator's own tiles are the base when configured; Natural Earth stays one click away.
+    map.removeLayer(natural);
+    tiles.addTo(map);
+  }
+  L.control.layers(layers, {}, { collapsed: true }).addTo(map);
+  return { restyle };
+}

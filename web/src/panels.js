@@ -1,0 +1,370 @@
+// The side panels: entity list (search + filters), details, history playback, ingest status,
+// and the slots for alerts, geofences and devices, which show "not available" until the node
+// offers those APIs (checked against its OpenAPI document, so nothing 404s in the console).
+const $ = (id) => document.getElementById(id);
+const LIST_LIMIT = 300; // rows rendered in the entity list; the rest are counted
+const STATUS_POLL_MS = 2000;
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'class') e.className = v;
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null) e.setAttribute(k, v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) e.append(c instanceof Node ? c : String(c));
+  return e;
+}
+
+function age(iso) {
+  const ms = Date.now() - Date.parse(iso);
+  if (!Number.isFinite(ms)) return '—';
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 90) return `${s} s ago`;
+  if (s < 5400) return `${Math.round(s / 60)} min ago`;
+  return `${(s / 3600).toFixed(1)} h ago`;
+}
+
+function toLocalInput(ms) {
+  const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60000);
+  return d.toISOString().slice(0, 19);
+}
+
+export function initPanels(app) {
+  const { entities, state } = app;
+  const tabs = [...document.querySelectorAll('#tabs [role="tab"]')];
+  let config = {};
+  let api = null; // the node's OpenAPI paths
+
+  // ---- tabs (arrow keys move between them, as WAI-ARIA tabs do) ----
+  function showTab(i) {
+    tabs.forEach((t, j) => {
+      const on = i === j;
+      t.setAttribute('aria-selected', String(on));
+      t.tabIndex = on ? 0 : -1;
+      $(t.getAttribute('aria-controls')).hidden = !on;
+    });
+    const id = tabs[i].id;
+    if (id === 'tab-entities') renderList(true);
+    if (id === 'tab-status') pollStatus();
+    if (['tab-alerts', 'tab-geofences', 'tab-devices'].includes(id)) renderSlots();
+  }
+  tabs.forEach((t, i) => {
+    t.addEventListener('click', () => showTab(i));
+    t.addEventListener('keydown', (ev) => {
+      const d = ev.key === 'ArrowRight' ? 1 : ev.key === 'ArrowLeft' ? -1 : 0;
+      if (!d) return;
+      const j = (i + d + tabs.length) % tabs.length;
+      showTab(j);
+      tabs[j].focus();
+      ev.preventDefault();
+    });
+  });
+  const visible = (id) => !$(id).hidden;
+
+  // ---- entity list ----
+  const f = state.filters;
+  $('f-aff').addEventListener('change', (e) => { f.aff = e.target.value; app.refilter(); renderList(true); });
+  $('f-dom').addEventListener('change', (e) => { f.dom = e.target.value; app.refilter(); renderList(true); });
+  $('f-stale').addEventListener('change', (e) => { f.stale = e.target.checked; app.refilter(); renderList(true); });
+  let typeTimer = null;
+  $('f-type').addEventListener('input', (e) => {
+    clearTimeout(typeTimer);
+    typeTimer = setTimeout(() => { f.type = e.target.value.trim(); app.refilter(); renderList(true); }, 300);
+  });
+  let listTimer = null, lastList = 0, rows = [];
+  function renderList(now = false) {
+    if (!visible('panel-entities')) return;
+    // Re-sorting a big picture costs tens of ms: refresh it less often the bigger it is.
+    const every = entities.size > 10000 ? 3000 : 1000;
+    if (!now && performance.now() - lastList < every) {
+      if (!listTimer) listTimer = setTimeout(() => { listTimer = null; renderList(true); }, every);
+      return;
+    }
+    lastList = performance.now();
+    const match = [];
+    const source = state.playback ? [...state.playback.tracks.keys()].map(app.playbackEntity).filter(Boolean) : entities.values();
+    for (const e of source) if (app.matches(e)) match.push(e);
+    match.sort((a, b) => (a.callsign < b.callsign ? -1 : a.callsign > b.callsign ? 1 : 0));
+    const shown = match.slice(0, LIST_LIMIT);
+    rows = shown.map((e) => e.uid);
+    $('list-summary').textContent = match.length > LIST_LIMIT
+      ? `${match.length.toLocaleString()} match; showing the first ${LIST_LIMIT} (narrow the search)`
+      : `${match.length.toLocaleString()} match`;
+    const focusedUid = document.activeElement?.closest?.('#list button')?.dataset.uid;
+    const frag = document.createDocumentFragment();
+    for (const e of shown) {
+      const b = el('button', { type: 'button', 'data-uid': e.uid, 'aria-current': String(e.uid === state.selected),
+        onclick: () => app.select(e.uid) },
+      el('img', { src: app.symbolUrl(e.sidc, e.stale ? 'stale' : 'live'), alt: '' }),
+      el('span', { class: 'cs' }, e.callsign),
+      el('span', { class: 'meta' }, `${e.props.type}${e.stale ? ' · stale' : ''}`));
+      frag.append(el('li', { class: e.stale ? 'stale' : '' }, b));
+    }
+    $('list').replaceChildren(frag);
+    if (focusedUid) $('list').querySelector(`button[data-uid="${CSS.escape(focusedUid)}"]`)?.focus();
+  }
+  function step(d) {
+    if (!rows.length) return;
+    const i = rows.indexOf(state.selected);
+    const j = i < 0 ? 0 : Math.max(0, Math.min(rows.length - 1, i + d));
+    app.select(rows[j]);
+    $('list').querySelector(`button[data-uid="${CSS.escape(rows[j])}"]`)?.focus();
+  }
+
+  // ---- details ----
+  let detailsUid = null, cotShown = false;
+  function showDetails(uid) {
+    detailsUid = uid;
+    cotShown = false;
+    renderDetails();
+    if (uid) showTab(1);
+    renderList(true);
+  }
+  function kvTable(pairs) {
+    return el('table', { class: 'kv' }, ...pairs.map(([k, v]) => el('tr', {}, el('th', { scope: 'row' }, k), el('td', {}, v ?? '—'))));
+  }
+  function provenance(pv) {
+    if (pv == null) return [['provenance', null]];
+    if (typeof pv !== 'object') return [['provenance', String(pv)]];
+    return Object.entries(pv).map(([k, v]) => [k, v == null ? null : typeof v === 'object' ? JSON.stringify(v) : String(v)]);
+  }
+  function renderDetails() {
+    const box = $('details');
+    $('details-empty').hidden = !!detailsUid;
+    if (!detailsUid) { box.replaceChildren(); return; }
+    const e = entities.get(detailsUid) || app.playbackEntity(detailsUid);
+    if (!e) { box.replaceChildren(el('p', { class: 'muted' }, `${detailsUid} is no longer in the picture.`)); return; }
+    const p = e.props;
+    const label = p.label || {};
+    const attrs = Object.entries(p.attributes || {});
+    const cotBox = el('div', { id: 'cot' });
+    box.replaceChildren(
+      el('h2', {}, el('img', { src: app.symbolUrl(e.sidc, e.stale ? 'stale' : 'live'), alt: '', style: 'height:28px;vertical-align:middle;margin-right:6px' }),
+        p.callsign || p.uid, ' ', e.stale ? el('span', { class: 'badge stale' }, 'STALE') : null),
+      el('p', { class: 'muted', id: 'details-age' }, `last report ${age(p.time)}`),
+      kvTable([
+        ['uid', p.uid], ['type', p.type], ['SIDC', p.sidc], ['affiliation', e.aff],
+        ['position', `${p.lat.toFixed(6)}, ${p.lon.toFixed(6)}`], ['height (HAE)', p.hae != null ? `${p.hae} m` : null],
+        ['course', p.course != null ? `${p.course.toFixed(1)}°` : null],
+        ['speed', p.speed != null ? `${p.speed.toFixed(1)} m/s (${(p.speed * 1.943844).toFixed(1)} kn)` : null],
+        ['ce / le', `${p.ce ?? '—'} / ${p.le ?? '—'} m`], ['how', p.how], ['time', p.time], ['start', p.start],
+        ['stale at', p.stale], ['received', p.received],
+      ]),
+      el('h3', {}, 'Source'),
+      kvTable(provenance(p.provenance)),
+      el('h3', {}, 'Label'),
+      kvTable([['classification', label.classification], ['releasability', (label.releasability || []).join(', ') || null]]),
+      el('h3', {}, `Attributes (${attrs.length})`),
+      attrs.length ? kvTable(attrs.map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)])) : el('p', { class: 'muted' }, 'none'),
+      el('div', { class: 'filters', style: 'margin-top:8px' },
+        el('button', { type: 'button', onclick: () => app.select(e.uid, { pan: true }) }, 'Centre (F)'),
+        el('button', { type: 'button', id: 'trail-btn', 'aria-pressed': String(app.trailOn()), onclick: () => { app.toggleTrail(); setTimeout(renderDetails, 0); } },
+          app.trailOn() ? 'Hide trail (R)' : 'Show trail (R)'),
+        el('button', { type: 'button', id: 'cot-btn', onclick: () => showCot(e.uid, cotBox) }, 'Raw CoT')),
+      cotBox,
+    );
+    if (cotShown) showCot(e.uid, cotBox);
+  }
+  async function showCot(uid, box) {
+    cotShown = true;
+    const res = await fetch(`/api/v1/entities?q=${encodeURIComponent(uid)}&format=cot&limit=100`);
+    const text = await res.text();
+    let out = text;
+    try {
+      const doc = new DOMParser().parseFromString(text, 'application/xml');
+      const ev = [...doc.getElementsByTagName('event')].find((x) => x.getAttribute('uid') === uid);
+      if (ev) out = new XMLSerializer().serializeToString(ev).replace(/></g, '>\n<');
+    } catch { /* show the document as it came */ }
+    box.replaceChildren(el('h3', {}, 'CoT'), el('pre', { class: 'cot', id: 'cot-xml' }, out));
+  }
+  let detailsTimer = null;
+  function detailsChanged() {
+    if (detailsTimer) return;
+    detailsTimer = setTimeout(() => { detailsTimer = null; if (visible('panel-details')) renderDetails(); }, 1000);
+  }
+  setInterval(() => {
+    const a = $('details-age');
+    const e = detailsUid && (entities.get(detailsUid) || app.playbackEntity(detailsUid));
+    if (a && e) a.textContent = `last report ${age(e.props.time)}`;
+  }, 1000);
+
+  // ---- history playback ----
+  const slider = $('h-slider');
+  let playTimer = null;
+  function setDefaultPeriod() {
+    const now = Date.now();
+    $('h-to').value = toLocalInput(now);
+    $('h-from').value = toLocalInput(now - (config.playback_default_secs || 600) * 1000);
+  }
+  $('h-load').addEventListener('click', async () => {
+    const from = Date.parse($('h-from').value), to = Date.parse($('h-to').value);
+    if (!(from < to)) { $('h-status').textContent = 'Choose a period whose start is before its end.'; return; }
+    $('h-status').textContent = 'Loading…';
+    const bbox = app.viewBbox().map((v) => v.toFixed(5));
+    const wide = app.viewBbox()[2] - app.viewBbox()[0] >= 300;
+    const q = new URLSearchParams({ from: new Date(from).toISOString(), to: new Date(to).toISOString() });
+    if (!wide) q.set('bbox', bbox.join(','));
+    if (f.type) q.set('type', f.type);
+    try {
+      const res = await fetch(`/api/v1/history?${q}`);
+      const data = await res.json();
+      if (!res.ok) { $('h-status').textContent = `The node refused: ${data.error || res.status}`; return; }
+      const points = data.entities.reduce((n, t) => n + t.points.length, 0);
+      $('h-status').textContent = `${data.entities.length} entities, ${points.toLocaleString()} positions` +
+        (data.truncated ? ' (truncated by the node\u2019s limits: zoom in or shorten the period)' : '');
+      slider.min = String(from); slider.max = String(to); slider.step = '1000'; slider.value = String(to);
+      $('h-player').hidden = false;
+      app.startPlayback(data, from, to);
+      showTime();
+    } catch (e) {
+      $('h-status').textContent = `Could not load history: ${e}`;
+    }
+  });
+  function showTime() { $('h-time').textContent = new Date(Number(slider.value)).toISOString().replace('T', ' ').slice(0, 19) + 'Z'; }
+  slider.addEventListener('input', () => {
+    if (!state.playback) return;
+    app.setPlaybackTime(Number(slider.value));
+    showTime();
+    renderList();
+  });
+  function pause() { clearInterval(playTimer); playTimer = null; $('h-play').textContent = 'Play'; }
+  $('h-play').addEventListener('click', () => {
+    if (playTimer) { pause(); return; }
+    if (!state.playback) return;
+    if (Number(slider.value) >= Number(slider.max)) slider.value = slider.min;
+    $('h-play').textContent = 'Pause';
+    const tick = 100;
+    playTimer = setInterval(() => {
+      const v = Math.min(Number(slider.max), Number(slider.value) + tick * Number($('h-speed').value));
+      slider.value = String(v);
+      app.setPlaybackTime(v);
+      showTime();
+      if (v >= Number(slider.max)) pause();
+    }, tick);
+  });
+  $('panel-history').addEventListener('keydown', (ev) => {
+    if (ev.key === ' ' && ev.target.tagName !== 'BUTTON') { $('h-play').click(); ev.preventDefault(); }
+  });
+  function playbackStopped() { pause(); $('h-player').hidden = true; $('h-status').textContent = 'Back to live.'; }
+
+  // ---- ingest status from /metrics ----
+  let prev = null, statusTimer = null;
+  function parseMetrics(text) {
+    const out = [];
+    for (const line of text.split('\n')) {
+      if (!line || line[0] === '#') continue;
+      const m = line.match(/^([a-zA-Z_:][\w:]*)(\{([^}]*)\})?\s+(\S+)/);
+      if (!m) continue;
+      const labels = {};
+      for (const kv of (m[3] || '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[kv[1]] = kv[2];
+      out.push({ name: m[1], labels, value: Number(m[4]) });
+    }
+    return out;
+  }
+  async function pollStatus() {
+    clearTimeout(statusTimer);
+    if (!visible('panel-status')) return;
+    try {
+      const [mtext, health] = await Promise.all([
+        fetch('/metrics').then((r) => r.text()),
+        fetch('/healthz').then((r) => r.json()),
+      ]);
+      const now = performance.now();
+      const ms = parseMetrics(mtext);
+      const sources = new Map();
+      const src = (s) => { if (!sources.has(s)) sources.set(s, { accepted: 0, rejected: 0, reasons: {} }); return sources.get(s); };
+      const gauge = {};
+      for (const m of ms) {
+        const s = m.labels.source;
+        if (m.name === 'rampart_reports_accepted_total' && s) src(s).accepted += m.value;
+        else if (m.name === 'rampart_reports_rejected_total' && s) {
+          src(s).rejected += m.value;
+          const r = m.labels.reason || 'other';
+          src(s).reasons[r] = (src(s).reasons[r] || 0) + m.value;
+        } else if (!Object.keys(m.labels).length) gauge[m.name] = m.value;
+        else if (m.name === 'rampart_connections') gauge[`connections ${m.labels.kind}`] = m.value;
+      }
+      const rows = [...sources.entries()].sort();
+      const rate = (name, v) => {
+        if (!prev || !prev.values.has(name)) return '—';
+        const dt = (now - prev.at) / 1000;
+        return dt > 0 ? Math.max(0, (v - prev.values.get(name)) / dt).toFixed(1) : '—';
+      };
+      const values = new Map();
+      const table = el('table', { class: 'kv', id: 'status-sources' },
+        el('tr', {}, el('th', {}, 'source'), el('th', {}, 'accepted'), el('th', {}, 'per s'), el('th', {}, 'rejected'), el('th', {}, 'reasons')),
+        ...rows.map(([name, s]) => {
+          values.set(name, s.accepted);
+          return el('tr', {}, el('td', {}, name), el('td', {}, s.accepted.toLocaleString()), el('td', {}, rate(name, s.accepted)),
+            el('td', {}, s.rejected.toLocaleString()),
+            el('td', {}, Object.entries(s.reasons).map(([r, n]) => `${r}: ${n}`).join(', ') || '—'));
+        }));
+      prev = { at: now, values };
+      const pick = (k) => (gauge[k] ?? '—').toLocaleString();
+      $('status').replaceChildren(
+        el('p', {}, 'Node ', el('strong', {}, health.status), ` · ${Number(health.entities).toLocaleString()} live entities`),
+        el('h3', {}, 'Sources'), table,
+        el('h3', {}, 'Node'),
+        kvTable([
+          ['stale entities', pick('rampart_stale_entities')],
+          ['duplicates', pick('rampart_reports_duplicate_total')],
+          ['late reports', pick('rampart_reports_late_total')],
+          ['history bytes', pick('rampart_store_bytes')],
+          ['history segments', pick('rampart_store_segments')],
+          ['stream resyncs', pick('rampart_stream_resyncs_total')],
+          ['slow stream clients dropped', pick('rampart_stream_slow_disconnects_total')],
+          ...Object.entries(gauge).filter(([k]) => k.startsWith('connections ')).map(([k, v]) => [k, v]),
+        ]),
+      );
+    } catch (e) {
+      $('status').replaceChildren(el('p', { class: 'muted' }, `Status unavailable: ${e}`));
+    }
+    statusTimer = setTimeout(pollStatus, STATUS_POLL_MS);
+  }
+
+  // ---- slots for features other issues deliver ----
+  async function loadApi() {
+    if (api) return api;
+    try {
+      const doc = await fetch('/api/v1/openapi.json').then((r) => r.json());
+      api = new Set(Object.keys(doc.paths || {}));
+    } catch {
+      api = new Set();
+    }
+    return api;
+  }
+  function notAvailable(what, path) {
+    return el('p', { class: 'na' }, `${what}: not available on this node (it does not serve ${path} yet).`);
+  }
+  function genericList(items) {
+    if (!Array.isArray(items) || !items.length) return el('p', { class: 'muted' }, 'None.');
+    return el('ol', { class: 'list' }, ...items.slice(0, 200).map((it) => el('li', {}, el('pre', { class: 'cot' }, JSON.stringify(it, null, 1)))));
+  }
+  async function renderSlots() {
+    const paths = await loadApi();
+    const slots = [
+      ['alerts', 'Alerts', '/api/v1/alerts'],
+      ['geofences', 'Geofences', '/api/v1/geofences'],
+      ['devices', 'Devices', '/api/v1/devices'],
+    ];
+    for (const [id, what, path] of slots) {
+      if (!paths.has(path)) { $(id).replaceChildren(notAvailable(what, path)); continue; }
+      try {
+        const res = await fetch(path);
+        const body = await res.json();
+        const items = Array.isArray(body) ? body : body[id] || body.items || body.features || [];
+        $(id).replaceChildren(el('h3', {}, what), genericList(items));
+      } catch (e) {
+        $(id).replaceChildren(el('p', { class: 'muted' }, `${what}: ${e}`));
+      }
+    }
+  }
+
+  return {
+    showTab, step, showDetails, playbackStopped,
+    configure(c) { config = c || {}; setDefaultPeriod(); },
+    entitiesChanged(now = false) { renderList(now); },
+    detailsChanged,
+  };
+}

@@ -1,0 +1,181 @@
+// End-to-end test of the operator console in headless Chromium (Debian's /usr/bin/chromium,
+// driven by playwright-core). Usage: node tests/e2e.mjs <base-url> <screenshot-dir>
+//
+// Run by crates/app/cli/tests/console.rs against a real node seeded with the demo. Every
+// request the page makes must go to the node: anything else is aborted and fails the test,
+// as does any browser console error or uncaught exception.
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const [base, shots] = process.argv.slice(2);
+if (!base || !shots) {
+  console.error('usage: node tests/e2e.mjs <base-url> <screenshot-dir>');
+  process.exit(2);
+}
+fs.mkdirSync(shots, { recursive: true });
+const origin = new URL(base).origin;
+const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+const STEP_TIMEOUT = 20000;
+
+const errors = [];
+const escaped = [];
+let step = 'start';
+const log = (...a) => console.log(`[e2e] ${step}:`, ...a);
+
+async function post(reports) {
+  const res = await fetch(`${base}/api/v1/reports`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(reports),
+  });
+  const body = await res.json();
+  if (!res.ok || body.accepted !== reports.length) throw new Error(`posting reports: ${res.status} ${JSON.stringify(body)}`);
+}
+const iso = (ms) => new Date(ms).toISOString();
+
+const browser = await chromium.launch({
+  executablePath, headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+});
+let failed = false;
+try {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, colorScheme: 'light' });
+  // The air gap: only the node itself is reachable.
+  await context.route('**/*', (route) => {
+    const url = route.request().url();
+    if (url.startsWith(`${origin}/`) || url.startsWith('data:') || url.startsWith('blob:')) return route.continue();
+    escaped.push(url);
+    return route.abort('blockedbyclient');
+  });
+  const page = await context.newPage();
+  page.on('console', (msg) => { if (msg.type() === 'error') errors.push(`console: ${msg.text()}`); });
+  page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
+  page.on('request', (r) => {
+    const u = r.url();
+    if (!u.startsWith(`${origin}/`) && !u.startsWith('data:') && !u.startsWith('blob:') && !u.startsWith(origin.replace('http', 'ws'))) escaped.push(u);
+  });
+  page.on('websocket', (ws) => { if (!ws.url().startsWith(origin.replace(/^http/, 'ws'))) escaped.push(ws.url()); });
+  const shot = (name) => page.screenshot({ path: path.join(shots, `${name}.png`) });
+
+  step = 'load';
+  await page.goto(base, { waitUntil: 'load' });
+  await page.waitForFunction(() => window.rampart && window.rampart.count() > 0, null, { timeout: STEP_TIMEOUT });
+  await page.waitForFunction(() => document.getElementById('conn').dataset.state === 'live', null, { timeout: STEP_TIMEOUT });
+  await page.waitForFunction(() => { const d = window.rampart.drawn(); return d.symbols + d.clusters > 0; }, null, { timeout: STEP_TIMEOUT });
+  const seeded = await page.evaluate(() => window.rampart.count());
+  log(`${seeded} entities in the picture`);
+
+  step = 'symbols';
+  // Zoom in on the demo until individual symbols are drawn for seeded entities.
+  await page.evaluate(() => {
+    const e = window.rampart.entities.values().next().value;
+    window.rampart.map.setView([e.props.lat, e.props.lon], 13, { animate: false });
+  });
+  await page.waitForFunction(() => window.rampart.symbolUids().some((u) => u.startsWith('sim-')), null, { timeout: STEP_TIMEOUT });
+  const drawn = await page.evaluate(() => window.rampart.drawn());
+  log(`drawn: ${JSON.stringify(drawn)}`);
+  await shot('01-symbols');
+
+  step = 'click';
+  // A test entity of our own, alone in an empty area, so a click hits only it.
+  const now = Date.now();
+  const uid = 'e2e-tank-1';
+  const p1 = { lat: 54.9, lon: 11.9 };
+  const p2 = { lat: 54.91, lon: 11.93 };
+  await post([{ uid, type: 'a-h-G-U-C-A', callsign: 'E2E HOSTILE ARMOUR', lat: p1.lat, lon: p1.lon, course: 45,
+    time: iso(now - 60000), stale: iso(now + 600000), attributes: { sensor: 'e2e-radar', strength: 3 } }]);
+  await page.evaluate(([lat, lon]) => window.rampart.map.setView([lat, lon], 12, { animate: false }), [p1.lat, p1.lon]);
+  await page.waitForFunction((u) => window.rampart.pointOf(u), uid, { timeout: STEP_TIMEOUT });
+  const at1 = await page.evaluate((u) => window.rampart.pointOf(u), uid);
+  await page.mouse.click(at1.x, at1.y);
+  await page.waitForFunction((u) => document.getElementById('details').textContent.includes(u), uid, { timeout: STEP_TIMEOUT });
+  const details = await page.textContent('#details');
+  for (const want of ['E2E HOSTILE ARMOUR', 'a-h-G-U-C-A', 'SHGPUCA', 'e2e-radar', 'UNCLASSIFIED', 'Source', 'anonymous@']) {
+    if (!details.includes(want)) throw new Error(`details lack ${want}: ${details}`);
+  }
+  await page.click('#cot-btn');
+  await page.waitForFunction((u) => (document.getElementById('cot-xml')?.textContent || '').includes(`uid="${u}"`), uid, { timeout: STEP_TIMEOUT });
+  await shot('02-details');
+
+  step = 'live update';
+  await post([{ uid, lat: p2.lat, lon: p2.lon, course: 90, time: iso(now), stale: iso(now + 600000) }]);
+  await page.waitForFunction(([u, x, y]) => {
+    const p = window.rampart.pointOf(u);
+    return p && Math.hypot(p.x - x, p.y - y) > 20;
+  }, [uid, at1.x, at1.y], { timeout: STEP_TIMEOUT });
+  const at2 = await page.evaluate((u) => window.rampart.pointOf(u), uid);
+  log(`moved from ${JSON.stringify(at1)} to ${JSON.stringify(at2)}`);
+  await shot('03-moved');
+
+  step = 'playback';
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('3'); // History panel
+  await page.waitForSelector('#panel-history:not([hidden])');
+  await page.click('#h-load');
+  await page.waitForSelector('#h-player:not([hidden])', { timeout: STEP_TIMEOUT });
+  // Between the two reports: the symbol is back at the first position.
+  await page.evaluate((t) => {
+    const s = document.getElementById('h-slider');
+    s.value = String(t);
+    s.dispatchEvent(new Event('input'));
+  }, now - 30000);
+  await page.waitForFunction(([u, x, y]) => {
+    const p = window.rampart.pointOf(u);
+    return p && Math.hypot(p.x - x, p.y - y) < 3;
+  }, [uid, at1.x, at1.y], { timeout: STEP_TIMEOUT });
+  if (!(await page.isVisible('#playback-banner'))) throw new Error('no playback banner');
+  await shot('04-playback');
+  await page.keyboard.press('l');
+  await page.waitForFunction(([u, x, y]) => {
+    const p = window.rampart.pointOf(u);
+    return p && Math.hypot(p.x - x, p.y - y) < 3;
+  }, [uid, at2.x, at2.y], { timeout: STEP_TIMEOUT });
+
+  step = 'reconnect';
+  await page.evaluate(() => window.rampart.stream.drop());
+  await page.waitForFunction(() => document.getElementById('conn').dataset.state === 'down', null, { timeout: STEP_TIMEOUT });
+  await page.waitForFunction(() => document.getElementById('conn').dataset.state === 'live', null, { timeout: STEP_TIMEOUT });
+  await post([{ uid, lat: p1.lat, lon: p1.lon, time: iso(Date.now()), stale: iso(Date.now() + 600000) }]);
+  await page.waitForFunction(([u, x, y]) => {
+    const p = window.rampart.pointOf(u);
+    return p && Math.hypot(p.x - x, p.y - y) < 3;
+  }, [uid, at1.x, at1.y], { timeout: STEP_TIMEOUT });
+
+  step = 'panels';
+  await page.keyboard.press('4'); // Ingest
+  await page.waitForFunction(() => (document.getElementById('status-sources')?.textContent || '').includes('http'), null, { timeout: STEP_TIMEOUT });
+  await page.keyboard.press('5'); // Alerts slot
+  await page.waitForFunction(() => document.getElementById('alerts').textContent.length > 0, null, { timeout: STEP_TIMEOUT });
+  await page.keyboard.press('1');
+  await page.fill('#search', 'E2E HOSTILE');
+  await page.waitForFunction((u) => !!document.querySelector(`#list button[data-uid="${u}"]`), uid, { timeout: STEP_TIMEOUT });
+  await page.fill('#search', '');
+  await page.focus('#map'); // shortcuts are not typed into the search box
+
+  step = 'screenshot';
+  await page.evaluate(() => {
+    const e = [...window.rampart.entities.values()].find((x) => x.uid.startsWith('sim-veh'));
+    window.rampart.map.setView([e.props.lat, e.props.lon], 11, { animate: false });
+    window.rampart.select(e.uid, { pan: false });
+  });
+  await page.mouse.move(5, 880); // no tooltip in the picture
+  await page.waitForTimeout(800);
+  await shot('05-day');
+  await page.keyboard.press('t');
+  await page.waitForTimeout(500);
+  if ((await page.getAttribute('html', 'data-theme')) !== 'night') throw new Error('t did not switch to the night theme');
+  await shot('06-night');
+  await page.keyboard.press('t');
+
+  step = 'checks';
+  if (escaped.length) throw new Error(`requests left the node: ${escaped.join(', ')}`);
+  if (errors.length) throw new Error(`browser errors:\n${errors.join('\n')}`);
+  log('all checks passed');
+} catch (e) {
+  failed = true;
+  console.error(`[e2e] FAILED at ${step}: ${e.message}`);
+  if (errors.length) console.error(`[e2e] browser errors:\n${errors.join('\n')}`);
+  if (escaped.length) console.error(`[e2e] escaped requests: ${escaped.join(', ')}`);
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);
