@@ -71,3 +71,41 @@ pub async fn bind(cfg: &Config, edge: Arc<MqttEdge>, l: &ListenSpec) -> anyhow::
     println!("rampart: listening {kind} {bound}");
     Ok(())
 }
+
+/// The topic alerts are published on.
+pub const ALERTS_TOPIC: &str = "rampart/v1/alerts";
+
+/// Publishes every alert change (raised, acknowledged, cleared) on [`ALERTS_TOPIC`] as JSON,
+/// QoS 1, so persistent subscribers get the alerts raised while they were away.
+pub fn publish_alerts(edge: &Arc<MqttEdge>, rules: &Arc<rampart_rules::RulesService>) {
+    let mut events = rules.subscribe();
+    let tx = edge.injector();
+    tokio::spawn(async move {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            let ev = match events.recv().await {
+                Ok(ev) => ev,
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "MQTT alert publisher fell behind");
+                    continue;
+                }
+                Err(RecvError::Closed) => return,
+            };
+            let Ok(payload) = serde_json::to_vec(&*ev) else {
+                continue;
+            };
+            let p = rampart_mqtt_broker::codec::types::Publish {
+                dup: false,
+                retain: false,
+                qos: rampart_mqtt_broker::codec::types::QoS::AtLeastOnce,
+                topic: ALERTS_TOPIC.into(),
+                packet_id: None,
+                payload: payload.into(),
+                properties: None,
+            };
+            if tx.send(p).await.is_err() {
+                return;
+            }
+        }
+    });
+}

@@ -107,7 +107,9 @@ async fn run_async(cfg: Config, mode: Mode) -> anyhow::Result<()> {
     let rules = crate::rules::start(&cfg, &engine)?;
     let devices = crate::mqtt::open_devices(&cfg)?;
     let mqtt = if listeners.iter().any(|l| l.kind.starts_with("mqtt")) {
-        Some(crate::mqtt::start(&cfg, &engine, &sink, &devices)?)
+        let edge = crate::mqtt::start(&cfg, &engine, &sink, &devices)?;
+        crate::mqtt::publish_alerts(&edge, &rules);
+        Some(edge)
     } else {
         None
     };
@@ -118,6 +120,9 @@ async fn run_async(cfg: Config, mode: Mode) -> anyhow::Result<()> {
         .iter()
         .any(|l| l.kind.starts_with("cot-"))
         .then(|| start_cot(&cfg, &engine, &sink));
+    if let Some(edge) = &cot {
+        crate::rules::attach_cot(&rules, edge);
+    }
     if let (Some(edge), Some(sec)) = (&cot, &security) {
         edge.set_security(sec.cot(&cfg));
     }
@@ -164,12 +169,15 @@ async fn run_async(cfg: Config, mode: Mode) -> anyhow::Result<()> {
                 tracing::info!(kind = "https", addr = %bound, "listening");
                 println!("rampart: listening https {bound}");
                 http_urls.push(format!("https://{bound}"));
+                // The same API as `http`, over TLS.
                 let state = AppState::new(
                     engine.clone(),
                     sink.clone(),
                     cfg.http.clone(),
                     cfg.limits.clone(),
                 )
+                .with_console(cfg.console.clone())
+                .with_devices(devices.clone())
                 .with_rules(rules.clone());
                 let mut rx = stop_rx.clone();
                 servers.push(tokio::spawn(async move {

@@ -573,3 +573,169 @@ async fn sparkplug_b_births_and_data_become_entity_attributes() {
     assert_eq!(d["properties"]["attributes"]["Model"], "P-300");
     assert_eq!(d["properties"]["lon"], 18.1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_are_published_on_the_alerts_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(&dir, &[]);
+    let token = register(&node, json!({"id": "ops-screen"})).await;
+    let sub = mosquitto(
+        "mosquitto_sub",
+        node.listener("mqtt").port(),
+        &[
+            "-u",
+            "ops-screen",
+            "-P",
+            &token,
+            "-t",
+            "rampart/v1/alerts",
+            "-C",
+            "1",
+            "-W",
+            "15",
+            "-q",
+            "1",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // An SOS flag on a report raises the highest-priority alert at once.
+    let body = json!([{"uid": "medic-3", "lat": 1.0, "lon": 2.0, "time": time(0), "attributes": {"sos": 1}}]);
+    let r = reqwest::Client::new()
+        .post(node.url("/api/v1/reports"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let out = tokio::task::spawn_blocking(move || sub.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text:?}"));
+    assert_eq!(v["event"], "raised", "{v}");
+    assert!(v["alert"].to_string().contains("medic-3"), "{v}");
+}
+
+/// A private Mosquitto on a free loopback port, stopped on drop.
+struct Mosquitto {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    fn start() -> Mosquitto {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
+        )
+        .unwrap();
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto (install Debian mosquitto)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Mosquitto {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridge_to_a_real_mosquitto_feeds_in_and_publishes_the_picture_out() {
+    let remote = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("rampart.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[mqtt]\nallow_anonymous = true\n\n[[mqtt.bridge]]\nname = \"hq\"\naddress = \"127.0.0.1:{}\"\nsubscribe = [{{ filter = \"field/#\", qos = 1 }}]\npublish = [\"rampart/v1/entities/#\"]\nreconnect_min_ms = 50\nreconnect_max_ms = 500\n",
+            remote.port
+        ),
+    )
+    .unwrap();
+    let node = start(&dir, &["--config", cfg.to_str().unwrap()]);
+    let local = node.listener("mqtt").port();
+    // Remote → local: a message published at Mosquitto reaches a local subscriber.
+    let sub = mosquitto(
+        "mosquitto_sub",
+        local,
+        &["-t", "field/#", "-v", "-C", "1", "-W", "15"],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // The bridge connects and subscribes asynchronously: publish until the subscriber has it.
+    let watcher = tokio::task::spawn_blocking(move || sub.wait_with_output().unwrap());
+    let mut got = None;
+    for _ in 0..100 {
+        mosquitto(
+            "mosquitto_pub",
+            remote.port,
+            &["-t", "field/temp", "-m", "21.5", "-q", "1"],
+        )
+        .status()
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if watcher.is_finished() {
+            got = Some(watcher.await.unwrap());
+            break;
+        }
+    }
+    let out = got.expect("bridged message never arrived");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "field/temp 21.5"
+    );
+    // Local → remote: the live picture is published at Mosquitto.
+    let rsub = mosquitto(
+        "mosquitto_sub",
+        remote.port,
+        &["-t", "rampart/v1/entities/#", "-C", "1", "-W", "15"],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let body = json!([{"uid": "convoy-1", "lat": 5.0, "lon": 6.0, "time": time(0)}]);
+    let r = reqwest::Client::new()
+        .post(node.url("/api/v1/reports"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let out = tokio::task::spawn_blocking(move || rsub.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let e: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(e["id"], "convoy-1");
+}

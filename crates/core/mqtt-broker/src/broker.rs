@@ -89,6 +89,11 @@ pub enum Action {
         /// The message, topic alias resolved.
         publish: Publish,
     },
+    /// A message was routed whose topic matches one of [`Config::observe`].
+    Observed {
+        /// The message as routed.
+        publish: Publish,
+    },
 }
 
 /// Counters of everything the broker refused, dropped or expired. Never reset.
@@ -149,6 +154,8 @@ pub struct Metrics {
 #[derive(Debug)]
 struct Message {
     publish: Publish,
+    /// False for messages that must not be reported as [`Action::Observed`].
+    observe: bool,
     /// The publishing session, for MQTT 5 No Local.
     origin: Option<SessionId>,
     expires_at: Option<Instant>,
@@ -546,12 +553,14 @@ impl Broker {
 
     /// Publishes a message from the server itself (device commands, entity updates, bridged
     /// messages): routed like a client's publish, retained if flagged, and held for
-    /// durability if its topic is durable.
-    pub fn inject(&mut self, mut publish: Publish, now: Instant) -> Vec<Action> {
+    /// durability if its topic is durable. With `observe = false` it is never reported as
+    /// [`Action::Observed`] (a message that came in over a bridge must not go back out).
+    pub fn inject(&mut self, mut publish: Publish, observe: bool, now: Instant) -> Vec<Action> {
         publish.dup = false;
         publish.packet_id = None;
         if topic::validate_name(&publish.topic).is_ok() {
             let msg = Arc::new(Message {
+                observe,
                 expires_at: expiry_of(&publish, now),
                 publish,
                 origin: None,
@@ -883,6 +892,7 @@ impl Broker {
         s.aliases.clear();
         s.will = c.will.map(|(p, delay)| Will {
             msg: Arc::new(Message {
+                observe: true,
                 expires_at: expiry_of(&p, now),
                 publish: p,
                 origin: Some(sid),
@@ -1214,6 +1224,7 @@ impl Broker {
         p.dup = false;
         p.packet_id = None;
         let msg = Arc::new(Message {
+                observe: true,
             expires_at: expiry_of(&p, now),
             publish: p,
             origin: Some(sid),
@@ -1285,6 +1296,12 @@ impl Broker {
     /// Stores a retained message and delivers `msg` to every matching subscriber.
     fn route(&mut self, msg: Arc<Message>, now: Instant) {
         let p = &msg.publish;
+        if msg.observe
+            && !self.config.observe.is_empty()
+            && self.config.observe.iter().any(|f| topic::matches(f, &p.topic))
+        {
+            self.out.push(Action::Observed { publish: p.clone() });
+        }
         if p.retain {
             if p.payload.is_empty() {
                 self.retained.remove(&p.topic);

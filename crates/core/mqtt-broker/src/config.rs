@@ -74,6 +74,10 @@ pub struct Config {
     /// [`crate::Action::Persist`] and holds the PUBACK/PUBREC (and the delivery) until
     /// [`crate::Broker::persisted`]. Typically `rampart/#` and `spBv1.0/#`.
     pub durable: Vec<String>,
+    /// Topic filters whose routed messages the embedder wants to see (bridges forwarding
+    /// local traffic out): each routed message matching one yields [`crate::Action::Observed`],
+    /// unless it was injected with `observe = false` (what came in over a bridge).
+    pub observe: Vec<String>,
 }
 
 impl Config {
@@ -90,6 +94,7 @@ impl Config {
         Ok(Config {
             limits: Limits::default(),
             durable,
+            observe: Vec::new(),
         })
     }
 }

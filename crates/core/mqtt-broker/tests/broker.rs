@@ -1115,13 +1115,43 @@ fn injected_publishes_route_and_subscriber_test() {
     assert!(!h.b.has_subscribers("other"));
     let a = h.b.inject(
         publish("live/entities/u1", QoS::AtMostOnce, 0, "e", false),
+        true,
         h.now,
     );
     assert_eq!(payloads(&a, 1), ["e"]);
     // An injected publish on a durable topic is held for durability like any other.
     let a = h.b.inject(
         publish("rampart/v1/d/report", QoS::AtLeastOnce, 0, "r", false),
+        true,
         h.now,
     );
     assert_eq!(persists(&a).len(), 1);
+}
+
+#[test]
+fn observed_filters_report_routed_messages_except_bridged_ones() {
+    let mut cfg = Config::with_durable(["rampart/#"]).unwrap();
+    cfg.observe = vec!["out/#".into()];
+    let mut h = H::new(cfg);
+    h.connect3(1, "p", true);
+    let observed = |a: &[Action]| {
+        a.iter()
+            .filter_map(|x| match x {
+                Action::Observed { publish } => Some(publish.topic.to_string()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let a = h.pub3(1, "out/a", QoS::AtLeastOnce, 1, "x");
+    assert_eq!(observed(&a), ["out/a"]);
+    let a = h.pub3(1, "in/a", QoS::AtMostOnce, 0, "x");
+    assert!(observed(&a).is_empty());
+    let a = h
+        .b
+        .inject(publish("out/b", QoS::AtMostOnce, 0, "s", false), true, h.now);
+    assert_eq!(observed(&a), ["out/b"]);
+    let a = h
+        .b
+        .inject(publish("out/c", QoS::AtMostOnce, 0, "s", false), false, h.now);
+    assert!(observed(&a).is_empty(), "bridged-in messages never go back out");
 }

@@ -95,6 +95,7 @@ impl Fuzz {
                         self.pending.insert(*token, (u64::MAX, 0));
                     }
                 }
+                Action::Observed { .. } => {}
             }
         }
         self.h.b.check_invariants().unwrap();

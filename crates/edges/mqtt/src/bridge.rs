@@ -35,7 +35,7 @@ use bytes::Bytes;
 use bytestring::ByteString;
 use rampart_mqtt_broker::topic;
 use rmqtt_codec::types::{Publish, QoS};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::client::{self, Client, ConnectOptions, Incoming, SubscribeResult, Subscription};
@@ -54,7 +54,7 @@ pub const DEFAULT_MAX_INFLIGHT: u16 = 100;
 const STABLE_AFTER: Duration = Duration::from_secs(10);
 
 /// One remote topic filter to subscribe to.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteFilter {
     /// The filter, without `remote_prefix`.
@@ -75,7 +75,7 @@ pub struct RemoteFilter {
 /// publish = ["rampart/v1/+/report"]
 /// remote_prefix = "site-a/"
 /// ```
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BridgeConfig {
     /// A name for logs and metrics; unique among bridges.

@@ -65,6 +65,8 @@ pub struct MqttConfig {
     pub sparkplug_lat_metrics: Vec<String>,
     /// Sparkplug B: metric names read as the entity longitude.
     pub sparkplug_lon_metrics: Vec<String>,
+    /// `[[mqtt.bridge]]`: external brokers to bridge with.
+    pub bridge: Vec<crate::bridge::BridgeConfig>,
 }
 
 impl Default for MqttConfig {
@@ -95,6 +97,7 @@ impl Default for MqttConfig {
             tls_key: None,
             sparkplug_lat_metrics: vec!["Latitude".into(), "latitude".into(), "lat".into()],
             sparkplug_lon_metrics: vec!["Longitude".into(), "longitude".into(), "lon".into()],
+            bridge: Vec::new(),
         }
     }
 }

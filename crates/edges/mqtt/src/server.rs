@@ -46,8 +46,10 @@ pub(crate) enum Event {
     Closed { conn: ConnId },
     /// Durability outcomes of held publishes.
     Persisted(Vec<(rampart_mqtt_broker::PersistToken, Outcome)>),
-    /// A message from the server itself or from a bridge.
+    /// A message from the server itself.
     Inject(Publish),
+    /// A message that came in over a bridge (never forwarded back out).
+    Bridged(Publish),
     /// Changes to the live picture, for entity topics.
     Entities(Arc<Delta>),
     /// A device has new commands.
@@ -66,6 +68,7 @@ pub(crate) struct Counters {
     slow_closed: Counter,
     published_entities: Counter,
     commands_sent: Counter,
+    bridge_dropped: Counter,
 }
 
 impl Counters {
@@ -102,6 +105,10 @@ impl Counters {
             commands_sent: m.register_counter(
                 "mqtt_commands_sent",
                 "Device commands published on rampart/v1/{device}/cmd",
+            ),
+            bridge_dropped: m.register_counter(
+                "mqtt_bridge_outbound_dropped",
+                "Local messages not forwarded to a bridge because its queue was full",
             ),
         }
     }
@@ -180,6 +187,28 @@ impl MqttEdge {
         let mut bcfg = Config::with_durable(DURABLE_FILTERS)
             .map_err(|e| anyhow::anyhow!("durable topic filters: {e:?}"))?;
         bcfg.limits = cfg.limits();
+        // Bridges: messages in go through the broker task; local messages matching a
+        // bridge's filters are handed to it (Action::Observed).
+        let mut bridges = Vec::new();
+        for b in &cfg.bridge {
+            b.validate()
+                .map_err(|e| anyhow::anyhow!("[[mqtt.bridge]] {:?}: {e}", b.name))?;
+            let filters = b.local_filters();
+            bcfg.observe.extend(filters.iter().cloned());
+            let (out_tx, out_rx) = mpsc::channel(b.queue_len.max(1));
+            let (in_tx, mut in_rx) = mpsc::channel::<Publish>(b.queue_len.max(1));
+            let events = events_tx.clone();
+            tokio::spawn(async move {
+                while let Some(p) = in_rx.recv().await {
+                    if events.send(Event::Bridged(p)).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            let stats = Arc::new(crate::bridge::BridgeStats::default());
+            tokio::spawn(crate::bridge::run_bridge(b.clone(), in_tx, out_rx, stats));
+            bridges.push((filters, out_tx));
+        }
         let auth = Arc::new(Mutex::new(AuthState::default()));
         let authorizer = DeviceAuthorizer::new(
             deps.devices.clone(),
@@ -285,6 +314,7 @@ impl MqttEdge {
             dirty: false,
             snapshot_path,
             last_metrics: rampart_mqtt_broker::Metrics::default(),
+            bridges,
         };
         tokio::spawn(actor.run(events_rx));
         Ok(Arc::new(MqttEdge { shared }))
@@ -458,6 +488,8 @@ struct Actor {
     dirty: bool,
     snapshot_path: Option<PathBuf>,
     last_metrics: rampart_mqtt_broker::Metrics,
+    /// Each bridge's local filters and the queue of messages it forwards out.
+    bridges: Vec<(Vec<String>, mpsc::Sender<Publish>)>,
 }
 
 impl Actor {
@@ -563,7 +595,11 @@ impl Actor {
                 }
             }
             Event::Inject(p) => {
-                let actions = self.broker.inject(p, now);
+                let actions = self.broker.inject(p, true, now);
+                self.dispatch(actions, now);
+            }
+            Event::Bridged(p) => {
+                let actions = self.broker.inject(p, false, now);
                 self.dispatch(actions, now);
             }
             Event::Entities(delta) => self.entities(&delta, now),
@@ -614,6 +650,17 @@ impl Actor {
                         identity,
                         publish,
                     });
+                }
+                Action::Observed { publish } => {
+                    for (filters, tx) in &self.bridges {
+                        if filters
+                            .iter()
+                            .any(|f| rampart_mqtt_broker::topic::matches(f, &publish.topic))
+                            && tx.try_send(publish.clone()).is_err()
+                        {
+                            self.shared.counters.bridge_dropped.inc();
+                        }
+                    }
                 }
             }
         }
@@ -676,7 +723,7 @@ impl Actor {
                 payload: c.payload().into(),
                 properties: None,
             };
-            let actions = self.broker.inject(p, now);
+            let actions = self.broker.inject(p, true, now);
             self.dispatch(actions, now);
             self.shared.counters.commands_sent.inc();
             ids.push(c.id);
@@ -692,7 +739,12 @@ impl Actor {
         };
         for u in updates {
             let topic = entity_topic(&u.entity.uid);
-            if !self.broker.has_subscribers(&topic) {
+            let bridged = self.bridges.iter().any(|(filters, _)| {
+                filters
+                    .iter()
+                    .any(|f| rampart_mqtt_broker::topic::matches(f, &topic))
+            });
+            if !bridged && !self.broker.has_subscribers(&topic) {
                 continue;
             }
             let payload = serde_json::to_vec(&rampart_codec_json::EntityFeature(&u.entity))
@@ -706,7 +758,7 @@ impl Actor {
                 payload: payload.into(),
                 properties: None,
             };
-            let actions = self.broker.inject(p, now);
+            let actions = self.broker.inject(p, true, now);
             self.dispatch(actions, now);
             self.shared.counters.published_entities.inc();
         }

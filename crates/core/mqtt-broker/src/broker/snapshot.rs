@@ -190,6 +190,7 @@ impl Broker {
             }
             let topic = p.topic.clone();
             let msg = Arc::new(Message {
+                observe: true,
                 expires_at: None,
                 publish: p,
                 origin: None,
@@ -245,6 +246,7 @@ impl Broker {
                     .and_then(|s| now.checked_add(Duration::from_secs(s)));
                 queue.push_back(Delivery {
                     msg: Arc::new(Message {
+                observe: true,
                         publish: p.publish,
                         origin: None,
                         expires_at,
