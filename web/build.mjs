@@ -9,7 +9,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.dirname(fileURLToPath(import.meta.url));
-const dist = path.join(root, 'dist');
+const final = path.join(root, 'dist');
+// Build into a private directory and swap it in at the end, so a concurrent cargo build that
+// is embedding dist/ never sees it half written.
+const dist = path.join(root, `.dist-tmp-${process.pid}`);
 const assets = path.join(dist, 'assets');
 fs.rmSync(dist, { recursive: true, force: true });
 fs.mkdirSync(assets, { recursive: true });
@@ -61,4 +64,8 @@ for (const dir of [dist, assets]) {
     }
   }
 }
+const old = path.join(root, `.dist-old-${process.pid}`);
+if (fs.existsSync(final)) fs.renameSync(final, old);
+fs.renameSync(dist, final);
+fs.rmSync(old, { recursive: true, force: true });
 console.log(`console built: ${js}, ${css}, basemap ${Object.values(basemap).join(', ')}`);

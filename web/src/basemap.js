@@ -2,6 +2,7 @@
 // TopoJSON, served by the node itself), a graticule, and optionally the operator's own tiles.
 import L from 'leaflet';
 import { feature, mesh } from 'topojson-client';
+import { PMTiles, leafletRasterLayer } from 'pmtiles';
 
 const DETAIL_ZOOM = 4; // from this zoom the 1:50m data replaces 1:110m
 
@@ -75,6 +76,19 @@ export async function addBasemap(map, urls, config) {
     // The operator's own tiles are the base when configured; Natural Earth stays one click away.
     map.removeLayer(natural);
     tiles.addTo(map);
+  }
+  if (config.pmtiles_url) {
+    // The PMTiles Leaflet adapter looks Leaflet up as a global.
+    window.L = L;
+    const own = leafletRasterLayer(new PMTiles(config.pmtiles_url), {
+      maxZoom: config.tile_max_zoom || 18,
+      attribution: config.tile_attribution || 'operator tiles (PMTiles)',
+    });
+    layers['Operator tiles (PMTiles)'] = own;
+    if (!config.tile_url) {
+      map.removeLayer(natural);
+      own.addTo(map);
+    }
   }
   L.control.layers(layers, {}, { collapsed: true }).addTo(map);
   return { restyle };

@@ -96,6 +96,7 @@ function scheduleDraw(now = false) {
 }
 
 map.on('click', (ev) => {
+  if (state.drawing) return; // a geofence is being drawn: clicks place its corners
   const hit = layer.hitTest(ev.containerPoint);
   if (!hit) return;
   if (hit.cluster) {

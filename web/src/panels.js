@@ -1,6 +1,8 @@
 // The side panels: entity list (search + filters), details, history playback, ingest status,
 // and the slots for alerts, geofences and devices, which show "not available" until the node
 // offers those APIs (checked against its OpenAPI document, so nothing 404s in the console).
+import L from 'leaflet';
+
 const $ = (id) => document.getElementById(id);
 const LIST_LIMIT = 300; // rows rendered in the entity list; the rest are counted
 const STATUS_POLL_MS = 2000;
@@ -47,7 +49,10 @@ export function initPanels(app) {
     const id = tabs[i].id;
     if (id === 'tab-entities') renderList(true);
     if (id === 'tab-status') pollStatus();
-    if (['tab-alerts', 'tab-geofences', 'tab-devices'].includes(id)) renderSlots();
+    if (id === 'tab-history' && !state.playback && !periodEdited) setDefaultPeriod();
+    if (id === 'tab-alerts') renderAlerts().catch((e) => console.warn(e));
+    if (id === 'tab-geofences') renderGeofences().catch((e) => console.warn(e));
+    if (id === 'tab-devices') renderDevices().catch((e) => console.warn(e));
   }
   tabs.forEach((t, i) => {
     t.addEventListener('click', () => showTab(i));
@@ -75,6 +80,11 @@ export function initPanels(app) {
   let listTimer = null, lastList = 0, rows = [];
   function renderList(now = false) {
     if (!visible('panel-entities')) return;
+    // Not while the operator drags the map: sorting a big picture would cost frames.
+    if (!now && app.map.dragging?._draggable?._moving) {
+      if (!listTimer) listTimer = setTimeout(() => { listTimer = null; renderList(); }, 500);
+      return;
+    }
     // Re-sorting a big picture costs tens of ms: refresh it less often the bigger it is.
     const every = entities.size > 10000 ? 3000 : 1000;
     if (!now && performance.now() - lastList < every) {
@@ -191,6 +201,8 @@ export function initPanels(app) {
 
   // ---- history playback ----
   const slider = $('h-slider');
+  let periodEdited = false; // until the operator edits the period, it follows "the last N minutes"
+  for (const id of ['h-from', 'h-to']) $(id).addEventListener('input', () => { periodEdited = true; });
   let playTimer = null;
   function setDefaultPeriod() {
     const now = Date.now();
@@ -323,7 +335,12 @@ export function initPanels(app) {
     statusTimer = setTimeout(pollStatus, STATUS_POLL_MS);
   }
 
-  // ---- slots for features other issues deliver ----
+  // ---- features other issues deliver: alerts, geofences, devices ----
+  // Each is shown only when the node's OpenAPI document lists its path; a node without the
+  // feature (or with it switched off: 503) gets a clear "not available" instead.
+  const ALERT_POLL_MS = 5000;
+  const geofenceLayer = L.layerGroup().addTo(app.map);
+  let alertsTimer = null;
   async function loadApi() {
     if (api) return api;
     try {
@@ -334,36 +351,182 @@ export function initPanels(app) {
     }
     return api;
   }
-  function notAvailable(what, path) {
-    return el('p', { class: 'na' }, `${what}: not available on this node (it does not serve ${path} yet).`);
+  function notAvailable(what, path, why) {
+    return el('p', { class: 'na' }, `${what}: not available on this node (${why || `it does not serve ${path}`}).`);
   }
-  function genericList(items) {
-    if (!Array.isArray(items) || !items.length) return el('p', { class: 'muted' }, 'None.');
-    return el('ol', { class: 'list' }, ...items.slice(0, 200).map((it) => el('li', {}, el('pre', { class: 'cot' }, JSON.stringify(it, null, 1)))));
-  }
-  async function renderSlots() {
+  async function getJson(what, path) {
     const paths = await loadApi();
-    const slots = [
-      ['alerts', 'Alerts', '/api/v1/alerts'],
-      ['geofences', 'Geofences', '/api/v1/geofences'],
-      ['devices', 'Devices', '/api/v1/devices'],
-    ];
-    for (const [id, what, path] of slots) {
-      if (!paths.has(path)) { $(id).replaceChildren(notAvailable(what, path)); continue; }
-      try {
-        const res = await fetch(path);
-        const body = await res.json();
-        const items = Array.isArray(body) ? body : body[id] || body.items || body.features || [];
-        $(id).replaceChildren(el('h3', {}, what), genericList(items));
-      } catch (e) {
-        $(id).replaceChildren(el('p', { class: 'muted' }, `${what}: ${e}`));
-      }
+    if (!paths.has(path)) return { na: notAvailable(what, path) };
+    const res = await fetch(path);
+    let body = null;
+    try { body = await res.json(); } catch { /* not JSON */ }
+    if (!res.ok) return { na: notAvailable(what, path, body?.error || `HTTP ${res.status}`) };
+    return { body };
+  }
+  function operator() {
+    try { return localStorage.getItem('rampart-operator') || ''; } catch { return ''; }
+  }
+  async function renderAlerts() {
+    clearTimeout(alertsTimer);
+    const { na, body } = await getJson('Alerts', '/api/v1/alerts');
+    if (na) { $('alerts').replaceChildren(na); $('tab-alerts').textContent = 'Alerts'; return; }
+    const alerts = Array.isArray(body) ? body : [];
+    const active = alerts.filter((a) => a.state !== 'cleared');
+    $('tab-alerts').textContent = active.length ? `Alerts (${active.length})` : 'Alerts';
+    const who = el('input', { id: 'ack-by', value: operator(), placeholder: 'your name / callsign', size: '16',
+      oninput: (e) => { try { localStorage.setItem('rampart-operator', e.target.value.trim()); } catch { /* private */ } } });
+    const rows = alerts.slice(0, 200).map((a) => {
+      const ack = a.state === 'raised'
+        ? el('button', { type: 'button', onclick: async () => {
+          const by = operator();
+          if (!by) { who.focus(); return; }
+          const r = await fetch(`/api/v1/alerts/${a.id}/ack`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ by }) });
+          if (!r.ok) console.warn('ack failed', r.status);
+          renderAlerts();
+        } }, 'Acknowledge')
+        : null;
+      const locate = a.position ? el('button', { type: 'button', onclick: () => app.map.setView([a.position[1], a.position[0]], Math.max(app.map.getZoom(), 10)) }, 'Show') : null;
+      return el('li', { class: `alert ${a.state} p-${a.priority}` },
+        el('div', {}, el('strong', {}, `${a.priority}`.toUpperCase()), ` ${a.kind} · `, a.message),
+        el('div', { class: 'meta' }, `${a.state}${a.acked_by ? ` by ${a.acked_by}` : ''} · raised ${age(a.raised_at)} · ${(a.entities || []).join(', ')}`),
+        el('div', { class: 'filters' }, ack, locate,
+          ...(a.entities || []).slice(0, 3).map((u) => el('button', { type: 'button', onclick: () => app.select(u) }, u))));
+    });
+    $('alerts').replaceChildren(
+      el('div', { class: 'filters' }, el('label', {}, 'Acknowledge as ', who)),
+      el('p', { class: 'muted' }, `${active.length} active, ${alerts.length} listed`),
+      el('ol', { class: 'list alerts' }, ...rows),
+    );
+    if (visible('panel-alerts')) alertsTimer = setTimeout(renderAlerts, ALERT_POLL_MS);
+  }
+  function drawShape(shape, style) {
+    const ll = (p) => [p[1], p[0]];
+    switch (shape?.type) {
+      case 'polygon': return L.polygon([shape.exterior.map(ll), ...(shape.holes || []).map((h) => h.map(ll))], style);
+      case 'multi_polygon': return L.layerGroup(shape.polygons.map((p) => L.polygon([p.exterior.map(ll), ...(p.holes || []).map((h) => h.map(ll))], style)));
+      case 'circle': return L.circle(ll(shape.center), { ...style, radius: shape.radius_m });
+      case 'corridor': return L.polyline(shape.line.map(ll), { ...style, weight: 6, opacity: 0.6 });
+      default: return null;
     }
   }
-
+  // Drawing a geofence: click the corners on the map; Enter, a click on the first corner or
+  // "Finish" closes the polygon; Esc cancels. New fences are POSTed, redrawn ones PUT.
+  let drawing = null; // { pts: [[lat, lon]], preview, done(pts) }
+  function startDrawing(done) {
+    cancelDrawing();
+    const preview = L.polyline([], { color: '#ff9800', weight: 2, dashArray: '6 4', interactive: false }).addTo(geofenceLayer);
+    drawing = { pts: [], preview, done };
+    state.drawing = true;
+    app.map.doubleClickZoom.disable();
+    app.map.getContainer().style.cursor = 'crosshair';
+    $('gf-status').textContent = 'Click the corners on the map; Enter or a click on the first corner finishes, Esc cancels.';
+    $('gf-finish').hidden = false;
+  }
+  function cancelDrawing(msg = '') {
+    if (!drawing) return;
+    geofenceLayer.removeLayer(drawing.preview);
+    drawing = null;
+    state.drawing = false;
+    app.map.doubleClickZoom.enable();
+    app.map.getContainer().style.cursor = '';
+    $('gf-status').textContent = msg;
+    $('gf-finish').hidden = true;
+  }
+  async function finishDrawing() {
+    if (!drawing) return;
+    const { pts, done } = drawing;
+    if (pts.length < 3) { $('gf-status').textContent = 'A geofence needs at least 3 corners.'; return; }
+    cancelDrawing('Saving…');
+    try {
+      await done(pts);
+      $('gf-status').textContent = 'Saved.';
+    } catch (e) {
+      $('gf-status').textContent = `Not saved: ${e.message}`;
+    }
+    renderGeofences();
+  }
+  app.map.on('click', (ev) => {
+    if (!drawing) return;
+    const first = drawing.pts[0];
+    if (first && drawing.pts.length >= 3 && app.map.latLngToContainerPoint(first).distanceTo(ev.containerPoint) < 10) {
+      finishDrawing();
+      return;
+    }
+    drawing.pts.push([ev.latlng.lat, ev.latlng.lng]);
+    drawing.preview.setLatLngs([...drawing.pts, drawing.pts[0]]);
+  });
+  document.addEventListener('keydown', (ev) => {
+    if (!drawing) return;
+    if (ev.key === 'Enter') { finishDrawing(); ev.preventDefault(); ev.stopImmediatePropagation(); }
+    if (ev.key === 'Escape') { cancelDrawing('Cancelled.'); ev.preventDefault(); ev.stopImmediatePropagation(); }
+  }, true);
+  const ring = (pts) => [...pts.map(([lat, lon]) => [lon, lat]), [pts[0][1], pts[0][0]]];
+  async function send(method, path, body) {
+    const r = await fetch(path, { method, headers: { 'content-type': 'application/json' }, body: body && JSON.stringify(body) });
+    if (!r.ok) {
+      let msg = `HTTP ${r.status}`;
+      try { msg = (await r.json()).error || msg; } catch { /* not JSON */ }
+      throw new Error(msg);
+    }
+  }
+  async function renderGeofences() {
+    const { na, body } = await getJson('Geofences', '/api/v1/geofences');
+    geofenceLayer.eachLayer((l) => { if (!drawing || l !== drawing.preview) geofenceLayer.removeLayer(l); });
+    if (na) { $('geofences').replaceChildren(na); return; }
+    const fences = Array.isArray(body) ? body : [];
+    const style = { color: '#ff9800', weight: 2, fillOpacity: 0.08, interactive: false };
+    const rows = fences.map((g) => {
+      const layer = drawShape(g.shape, style);
+      if (layer) geofenceLayer.addLayer(layer);
+      const path = `/api/v1/geofences/${encodeURIComponent(g.id)}`;
+      return el('li', {},
+        el('div', { class: 'gf-row' },
+          el('span', { class: 'cs' }, g.name || g.id),
+          el('span', { class: 'meta' }, `${g.shape?.type ?? '?'}${g.enabled === false ? ' · disabled' : ''}`)),
+        el('div', { class: 'filters' },
+          el('button', { type: 'button', onclick: () => { if (layer?.getBounds) app.map.fitBounds(layer.getBounds().pad(0.2)); } }, 'Show'),
+          el('button', { type: 'button', onclick: () => startDrawing((pts) => send('PUT', path, { ...g, shape: { type: 'polygon', exterior: ring(pts) } })) }, 'Redraw'),
+          el('button', { type: 'button', onclick: async () => {
+            try { await send('DELETE', path); } catch (e) { $('gf-status').textContent = `Not deleted: ${e.message}`; }
+            renderGeofences();
+          } }, 'Delete')));
+    });
+    const name = el('input', { id: 'gf-name', placeholder: 'name', size: '14' });
+    const enter = el('input', { type: 'checkbox', id: 'gf-enter', checked: '' });
+    const exit = el('input', { type: 'checkbox', id: 'gf-exit' });
+    $('geofences').replaceChildren(
+      el('div', { class: 'filters' },
+        el('label', {}, 'Name ', name),
+        el('label', { class: 'check' }, enter, ' enter'),
+        el('label', { class: 'check' }, exit, ' exit'),
+        el('button', { type: 'button', id: 'gf-draw', onclick: () => startDrawing((pts) => send('POST', '/api/v1/geofences', {
+          name: name.value.trim() || `Geofence ${new Date().toISOString().slice(11, 19)}`,
+          shape: { type: 'polygon', exterior: ring(pts) },
+          triggers: { enter: enter.checked, exit: exit.checked },
+        })) }, 'Draw new'),
+        el('button', { type: 'button', id: 'gf-finish', hidden: '', onclick: finishDrawing }, 'Finish')),
+      el('p', { class: 'muted', id: 'gf-status', role: 'status' }),
+      el('p', { class: 'muted' }, `${fences.length} geofences (orange on the map)`),
+      el('ol', { class: 'list geofences' }, ...rows));
+  }
+  async function renderDevices() {
+    const { na, body } = await getJson('Devices', '/api/v1/devices');
+    if (na) { $('devices').replaceChildren(na); return; }
+    const items = Array.isArray(body) ? body : body?.devices || body?.items || [];
+    $('devices').replaceChildren(el('p', { class: 'muted' }, `${items.length} devices`),
+      el('ol', { class: 'list' }, ...items.slice(0, 300).map((d) => el('li', {}, el('pre', { class: 'cot' }, JSON.stringify(d, null, 1))))));
+  }
+  async function renderSlots() {
+    await Promise.all([renderAlerts(), renderGeofences(), renderDevices()].map((p) => p.catch((e) => console.warn(e))));
+  }
   return {
     showTab, step, showDetails, playbackStopped,
-    configure(c) { config = c || {}; setDefaultPeriod(); },
+    configure(c) {
+      config = c || {};
+      setDefaultPeriod();
+      // Active alerts count on the tab, and geofences on the map, from the start.
+      renderSlots();
+    },
     entitiesChanged(now = false) { renderList(now); },
     detailsChanged,
   };

@@ -47,7 +47,14 @@ try {
     return route.abort('blockedbyclient');
   });
   const page = await context.newPage();
-  page.on('console', (msg) => { if (msg.type() === 'error') errors.push(`console: ${msg.text()}`); });
+  page.on('console', (msg) => {
+    if (msg.type() !== 'error') return;
+    // The alerts, geofences and devices slots probe features this node may run switched off
+    // (503); that answer is expected and shown in the panel. Anything else is a failure.
+    const at = msg.location()?.url || '';
+    if (/Failed to load resource/.test(msg.text()) && /\/api\/v1\/(alerts|geofences|devices)(\?|$)/.test(new URL(at, base).pathname)) return;
+    errors.push(`console: ${msg.text()} (${at})`);
+  });
   page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
   page.on('request', (r) => {
     const u = r.url();
@@ -151,10 +158,52 @@ try {
   await page.fill('#search', '');
   await page.focus('#map'); // shortcuts are not typed into the search box
 
+  step = 'alerts';
+  // Once the node runs the rules engine: a geofence, an entity entering it, the alert in the
+  // panel, acknowledged from the console.
+  const paths = await fetch(`${base}/api/v1/openapi.json`).then((r) => r.json()).then((d) => Object.keys(d.paths));
+  if (paths.includes('/api/v1/geofences') && paths.includes('/api/v1/alerts/{id}/ack')) {
+    const fence = { id: 'e2e-box', name: 'E2E BOX', triggers: { enter: true },
+      shape: { type: 'polygon', exterior: [[12.2, 55.1], [12.5, 55.1], [12.5, 55.3], [12.2, 55.3], [12.2, 55.1]] } };
+    const res = await fetch(`${base}/api/v1/geofences`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(fence) });
+    if (!res.ok) throw new Error(`creating a geofence: ${res.status} ${await res.text()}`);
+    const t = Date.now();
+    await post([{ uid: 'e2e-intruder', type: 'a-h-G', callsign: 'E2E INTRUDER', lat: 55.0, lon: 12.0, time: iso(t - 2000), stale: iso(t + 600000) }]);
+    await post([{ uid: 'e2e-intruder', lat: 55.2, lon: 12.35, time: iso(t), stale: iso(t + 600000) }]);
+    await page.keyboard.press('6'); // Geofences
+    await page.waitForFunction(() => document.getElementById('geofences').textContent.includes('E2E BOX'), null, { timeout: STEP_TIMEOUT });
+    // Draw one on the map: three corners, then Enter.
+    await page.fill('#gf-name', 'E2E DRAWN');
+    await page.click('#gf-draw');
+    const mapBox = await page.locator('#map').boundingBox();
+    for (const [dx, dy] of [[-120, -80], [120, -80], [0, 100]]) {
+      await page.mouse.click(mapBox.x + mapBox.width / 2 + dx, mapBox.y + mapBox.height / 2 + dy);
+    }
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.getElementById('geofences').textContent.includes('E2E DRAWN'), null, { timeout: STEP_TIMEOUT });
+    const fences = await fetch(`${base}/api/v1/geofences`).then((r) => r.json());
+    const drawnFence = fences.find((g) => g.name === 'E2E DRAWN');
+    if (!drawnFence || drawnFence.shape.type !== 'polygon' || drawnFence.shape.exterior.length !== 4) {
+      throw new Error(`the drawn geofence was not stored as a triangle: ${JSON.stringify(drawnFence)}`);
+    }
+    await shot('07-geofence');
+    await page.keyboard.press('5'); // Alerts
+    await page.fill('#ack-by', 'e2e-officer');
+    const row = page.locator('#alerts li', { hasText: 'e2e-intruder' }).first();
+    await row.waitFor({ timeout: STEP_TIMEOUT });
+    await row.getByRole('button', { name: 'Acknowledge' }).click();
+    await page.waitForFunction(() => document.getElementById('alerts').textContent.includes('acknowledged by e2e-officer'), null, { timeout: STEP_TIMEOUT });
+    await shot('08-alerts');
+    log('alert raised, shown and acknowledged');
+  } else {
+    log('skipped: this node has no rules API');
+  }
+  await page.focus('#map');
+
   step = 'screenshot';
   await page.evaluate(() => {
     const e = [...window.rampart.entities.values()].find((x) => x.uid.startsWith('sim-veh'));
-    window.rampart.map.setView([e.props.lat, e.props.lon], 11, { animate: false });
+    window.rampart.map.setView([e.props.lat, e.props.lon], 10, { animate: false });
     window.rampart.select(e.uid, { pan: false });
   });
   await page.mouse.move(5, 880); // no tooltip in the picture

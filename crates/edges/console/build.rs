@@ -37,8 +37,23 @@ fn main() {
         }
         collect(&dist)
     };
-    if let Err(e) = generate(&out, &dist, &files) {
-        panic!("writing the console asset table: {e}");
+    if files.is_empty() && !web.join("package.json").exists() {
+        println!("cargo:warning=web/ (the console's source) is missing; embedding a fallback page");
+    }
+    // A concurrent web build swaps dist/ in at its end: if a file vanished mid-copy, retry.
+    if generate(&out, &dist, &files).is_err() {
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let files = if dist.join("index.html").exists() {
+            collect(&dist)
+        } else {
+            Vec::new()
+        };
+        if let Err(e) = generate(&out, &dist, &files) {
+            panic!(
+                "writing the console asset table from {}: {e}",
+                dist.display()
+            );
+        }
     }
 }
 

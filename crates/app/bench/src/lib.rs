@@ -10,6 +10,7 @@ pub mod history;
 pub mod http;
 pub mod mqtt;
 pub mod picture;
+pub mod rules;
 pub mod store_compare;
 pub mod tak;
 pub mod tls;
@@ -51,6 +52,7 @@ impl std::fmt::Display for Figures {
 
 /// Runs the benchmark `name` (`engine`, `query`, `memory`, `history`, `track`, `replay`,
 /// `http`, `all`, or `store-compare`, which `all` leaves out because it takes minutes, or
+/// `rules` (ingest with 10k geofences + 1k rules against none) and `rules-latency`, or
 /// `tak-fanout`, `tak-ingest`, `tak-idle` against a running TAK server, see [`tak::run_env`], or
 /// `mqtt-qos0`, `mqtt-qos1`, `mqtt-latency`, `mqtt-idle` against a running MQTT broker, see
 /// [`mqtt::run_env`]) and
@@ -69,6 +71,8 @@ pub fn run(name: &str, quick: bool, json: bool) -> anyhow::Result<()> {
         "tls",
         "all",
         "store-compare",
+        "rules",
+        "rules-latency",
         "tak-fanout",
         "tak-ingest",
         "tak-idle",
@@ -134,6 +138,24 @@ pub fn run(name: &str, quick: bool, json: bool) -> anyhow::Result<()> {
     }
     if all || name == "tls" {
         results.push(tls::handshakes(if quick { 1.0 } else { 5.0 }, 64)?);
+        results.push(tls::cot_ingest(if quick { 1.0 } else { 5.0 }, 10)?);
+    }
+    // Rules: ingest with 10k geofences + 1k rules against none, and alert latency.
+    if name == "rules" {
+        results.push(rules::ingest(
+            scale(100_000, 10_000),
+            scale(3_000_000, 100_000),
+            1_000,
+            scale(10_000, 1_000),
+            scale(1_000, 100),
+        )?);
+    }
+    if name == "rules-latency" {
+        results.push(rules::latency(
+            scale(500, 50),
+            scale(100_000, 10_000),
+            scale(200_000, 20_000),
+        )?);
     }
     if name == "store-compare" {
         results.extend(store_compare::compare(quick)?);

@@ -85,7 +85,7 @@ struct NodeArgs {
     #[arg(long, env = "RAMPART_MQTT_ALLOW_ANONYMOUS")]
     mqtt_allow_anonymous: bool,
     /// Secure defaults: a CA and server certificate if absent, TLS listeners only (default
-    /// https=127.0.0.1:8443), client certificates required, signed CoT datagrams only.
+    /// https=127.0.0.1:8443), client certificates required, signed UDP datagrams only.
     #[arg(long, env = "RAMPART_SECURE")]
     secure: bool,
 }

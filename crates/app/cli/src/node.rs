@@ -7,7 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 use rampart_edge_cot::CotEdge;
 use rampart_edge_feeds::adapters::{LISTENER_KINDS as FEED_KINDS, Protocol};
-use rampart_edge_feeds::{Batcher, FeedInput, run_tcp_connect, run_tcp_listener, run_udp_listener};
+use rampart_edge_feeds::{
+    Batcher, FeedInput, run_tcp_connect, run_tcp_listener, run_udp_listener_gated,
+};
 use rampart_engine::{Engine, Metrics, ReportSink};
 use rampart_history::SegmentLog;
 use rampart_http::AppState;
@@ -214,7 +216,11 @@ async fn run_async(cfg: Config, mode: Mode) -> anyhow::Result<()> {
                     let bound = socket.local_addr()?;
                     tracing::info!(kind, addr = %bound, "listening");
                     println!("rampart: listening {kind} {bound}");
-                    tokio::spawn(run_udp_listener(socket, input));
+                    // Signed datagrams are verified whenever the node has a PKI.
+                    let gate = security
+                        .as_ref()
+                        .map(|s| s.feed_gate(&cfg, engine.metrics()));
+                    tokio::spawn(run_udp_listener_gated(socket, input, gate));
                 } else {
                     let listener = tokio::net::TcpListener::bind(l.addr)
                         .await

@@ -39,6 +39,9 @@ pub struct SecuritySection {
     pub https_cert: Option<PathBuf>,
     /// HTTPS server key (PEM).
     pub https_key: Option<PathBuf>,
+    /// Refuse unsigned datagrams on the feeds' UDP listeners (`nmea-udp`, `ais-udp`). Signed
+    /// ones are verified whenever a PKI exists; the skew window is `cot.max_clock_skew_secs`.
+    pub feeds_require_signatures: bool,
 }
 
 impl Default for SecuritySection {
@@ -52,6 +55,7 @@ impl Default for SecuritySection {
             https_client_auth: ClientAuth::Optional,
             https_cert: None,
             https_key: None,
+            feeds_require_signatures: false,
         }
     }
 }
@@ -74,13 +78,18 @@ pub fn apply_secure(cfg: &mut Config) -> anyhow::Result<()> {
     }
     cfg.cot.tls_client_auth = ClientAuth::Required;
     cfg.cot.require_signatures = true;
+    cfg.security.feeds_require_signatures = true;
     cfg.security.https_client_auth = ClientAuth::Required;
     for l in cfg.listeners()? {
+        let udp_feed = rampart_edge_feeds::adapters::LISTENER_KINDS
+            .iter()
+            .any(|k| k.0 == l.kind && k.2);
         match l.kind.as_str() {
             "https" | "cot-tls" | "cot-udp" | "cot-mesh" | "mqtts" => {}
+            _ if udp_feed => {}
             kind => bail!(
-                "--secure: listener {kind}={} is not protected (plaintext, or a UDP feed without \
-                 signature checks); use https, cot-tls, mqtts, or signed cot-udp/cot-mesh",
+                "--secure: listener {kind}={} is plaintext and unauthenticated; use https, \
+                 cot-tls, mqtts, or signed UDP (cot-udp, cot-mesh, nmea-udp, ais-udp)",
                 l.addr
             ),
         }
@@ -99,6 +108,8 @@ pub struct NodeSecurity {
     pub server_cert: PathBuf,
     /// Its key.
     pub server_key: PathBuf,
+    /// The signature check of the feeds' UDP listeners, built once.
+    feed_gate: std::sync::OnceLock<rampart_edge_feeds::DatagramGate>,
 }
 
 impl NodeSecurity {
@@ -111,7 +122,10 @@ impl NodeSecurity {
         let tls = listeners
             .iter()
             .any(|l| matches!(l.kind.as_str(), "https" | "cot-tls" | "mqtts"));
-        let needed = tls || cfg.security.secure || cfg.cot.require_signatures;
+        let needed = tls
+            || cfg.security.secure
+            || cfg.cot.require_signatures
+            || cfg.security.feeds_require_signatures;
         if !needed && !paths.ca_cert().exists() {
             return Ok(None);
         }
@@ -156,6 +170,7 @@ impl NodeSecurity {
             watch,
             server_cert,
             server_key,
+            feed_gate: std::sync::OnceLock::new(),
         }))
     }
 
@@ -170,6 +185,50 @@ impl NodeSecurity {
                 self.watch.clone(),
             ))),
         }
+    }
+}
+
+impl NodeSecurity {
+    /// The signature check of the feeds' UDP listeners: signed datagrams are verified and
+    /// unwrapped, unsigned ones pass unless `security.feeds_require_signatures`. Refusals are
+    /// counted in `rampart_feed_signature_refusals_total{reason}`.
+    pub fn feed_gate(
+        &self,
+        cfg: &Config,
+        metrics: &rampart_engine::Metrics,
+    ) -> rampart_edge_feeds::DatagramGate {
+        self.feed_gate
+            .get_or_init(|| {
+                let refusals = metrics.register_reason_counter(
+                    "feed_signature_refusals",
+                    "Feed datagrams refused by signature checks, by reason",
+                );
+                let verifier = SignatureVerifier::from_watch(
+                    VerifierConfig {
+                        max_skew_ms: cfg.cot.max_clock_skew_secs as i64 * 1000,
+                    },
+                    self.watch.clone(),
+                );
+                let require = cfg.security.feeds_require_signatures;
+                Arc::new(move |d: &[u8]| {
+                    let verdict = if rampart_pki::sign::is_signed(d) {
+                        verifier.verify_range(d, rampart_model::Timestamp::now().0)
+                    } else if require {
+                        Err(rampart_pki::Refusal::Unsigned)
+                    } else {
+                        Ok(0..d.len())
+                    };
+                    verdict.map_err(|r| {
+                        refusals
+                            .get_or_create(&rampart_engine::ReasonLabel {
+                                reason: r.reason().to_string(),
+                            })
+                            .inc();
+                        r.reason()
+                    })
+                })
+            })
+            .clone()
     }
 }
 

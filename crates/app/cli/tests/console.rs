@@ -103,3 +103,74 @@ async fn the_console_works_in_headless_chromium_offline() {
         assert!(p.exists(), "no screenshot {}", p.display());
     }
 }
+
+/// The playback API: positions over a period, oldest first; bad periods named; the area and
+/// `[console]` settings honoured.
+#[tokio::test(flavor = "multi_thread")]
+async fn history_and_console_config_apis() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("rampart.toml");
+    std::fs::write(
+        &cfg,
+        "[console]\ntile_url = \"http://tiles.local/{z}/{x}/{y}.png\"\nplayback_default_secs = 120\n\n[http]\nmax_history_points = 2\n",
+    )
+    .unwrap();
+    let node = Node::start(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let c = reqwest::Client::new();
+    let reports: Vec<Value> = (0..3)
+        .map(|i| {
+            serde_json::json!({"uid": "hist-1", "type": "a-f-G", "callsign": "H1",
+                "lat": 50.0 + f64::from(i) * 0.01, "lon": 8.0, "time": common::time(-3000 + i64::from(i) * 1000)})
+        })
+        .collect();
+    let r = c
+        .post(node.url("/api/v1/reports"))
+        .json(&reports)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let from = common::time(-60_000);
+    let to = common::time(60_000);
+    let get = async |q: &str| {
+        let r = c
+            .get(node.url(&format!("/api/v1/history?{q}")))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    let (status, v) = get(&format!("from={from}&to={to}&bbox=7,49,9,51")).await;
+    assert_eq!(status, 200, "{v}");
+    let e = &v["entities"][0];
+    assert_eq!(e["uid"], "hist-1");
+    assert_eq!(e["sidc"], "SFGP-----------");
+    // max_history_points = 2: the newest two, oldest first, flagged as truncated.
+    let pts = e["points"].as_array().unwrap();
+    assert_eq!(pts.len(), 2, "{v}");
+    assert!(pts[0][0].as_i64() < pts[1][0].as_i64());
+    assert!((pts[1][1].as_f64().unwrap() - 50.02).abs() < 1e-6);
+    assert_eq!(v["truncated"], true);
+    let (_, v) = get(&format!("from={from}&to={to}&bbox=0,0,1,1")).await;
+    assert_eq!(v["entities"].as_array().unwrap().len(), 0);
+    let (status, v) = get(&format!("from={from}")).await;
+    assert_eq!(status, 400);
+    assert!(v["error"].as_str().unwrap().contains("to"), "{v}");
+    let (status, _) = get(&format!("from={to}&to={from}")).await;
+    assert_eq!(status, 400);
+
+    let v: Value = c
+        .get(node.url("/api/v1/console/config"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["tile_url"], "http://tiles.local/{z}/{x}/{y}.png");
+    assert_eq!(v["playback_default_secs"], 120);
+    assert_eq!(v["pmtiles_url"], Value::Null);
+}

@@ -643,3 +643,79 @@ fn secure_flag_turns_on_the_secure_defaults() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// An NMEA sentence with its checksum.
+fn nmea(body: &str) -> String {
+    let sum = body.bytes().fold(0u8, |a, b| a ^ b);
+    format!("${body}*{sum:02X}\r\n")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signed_nmea_over_udp() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    pki(&data, &["init"]);
+    pki(&data, &["issue", "device", "gps-9"]);
+    let config = dir.path().join("rampart.toml");
+    std::fs::write(&config, "[security]\nfeeds_require_signatures = true\n").unwrap();
+    let node = Node::start(
+        &data,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "nmea-udp=127.0.0.1:0",
+        ],
+    );
+    let key = DeviceSigningKey::from_pkcs8_pem(
+        &std::fs::read_to_string(data.join("pki/issued/gps-9/gps-9.sign.key")).unwrap(),
+    )
+    .unwrap();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = node.listener("nmea-udp");
+    let epoch = |offset_s: i64| {
+        let t = chrono_now() + offset_s;
+        let (hh, mm, ss) = ((t / 3600) % 24, (t / 60) % 60, t % 60);
+        // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+        let z = t.div_euclid(86_400) + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        let y = yoe + era * 400 + i64::from(m <= 2);
+        let time = format!("{hh:02}{mm:02}{ss:02}.00");
+        let date = format!("{d:02}{m:02}{:02}", y % 100);
+        format!(
+            "{}{}",
+            nmea(&format!(
+                "GPGGA,{time},4851.0000,N,00221.0000,E,1,08,0.9,35.0,M,47.0,M,,"
+            )),
+            nmea(&format!(
+                "GPRMC,{time},A,4851.0000,N,00221.0000,E,0.5,54.7,{date},,,A"
+            ))
+        )
+    };
+    // Unsigned: refused.
+    sock.send_to(epoch(-3).as_bytes(), to).unwrap();
+    // A flipped byte: refused.
+    let mut bad = key.seal("gps-9", 1, chrono_now() * 1000, epoch(-2).as_bytes());
+    bad[30] ^= 1;
+    sock.send_to(&bad, to).unwrap();
+    for (seq, offset) in [(2u64, -1i64), (3, 0)] {
+        let env = key.seal("gps-9", seq, chrono_now() * 1000, epoch(offset).as_bytes());
+        sock.send_to(&env, to).unwrap();
+    }
+    let e = entity(&node, "nmea-127.0.0.1", Duration::from_secs(10))
+        .await
+        .expect("the signed NMEA epoch reached the picture");
+    assert_eq!(e["provenance"]["source"], "nmea-udp");
+    for reason in ["unsigned", "bad_signature"] {
+        assert!(
+            metric(&node, "feed_signature_refusals_total", reason).await >= 1.0,
+            "no {reason} refusal counted"
+        );
+    }
+}

@@ -23,7 +23,11 @@ fn connect(b: &mut Broker, conn: u64, id: &str, now: Instant) {
         password: None,
         cert: None,
     };
-    b.packet(ConnId(conn), Packet::V3(v3::Packet::Connect(Box::new(c))), now);
+    b.packet(
+        ConnId(conn),
+        Packet::V3(v3::Packet::Connect(Box::new(c))),
+        now,
+    );
 }
 
 fn main() {
@@ -32,7 +36,10 @@ fn main() {
         Some("1") => QoS::AtLeastOnce,
         _ => QoS::AtMostOnce,
     };
-    let n: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2_000_000);
+    let n: u64 = args
+        .get(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2_000_000);
     let mut b = Broker::new(Config::default());
     let now = Instant::now();
     connect(&mut b, 100, "sub", now);
@@ -61,9 +68,17 @@ fn main() {
             payload: payload.clone(),
             properties: None,
         };
-        let actions = b.packet(ConnId(p as u64), Packet::V3(v3::Packet::Publish(Box::new(publish))), now);
+        let actions = b.packet(
+            ConnId(p as u64),
+            Packet::V3(v3::Packet::Publish(Box::new(publish))),
+            now,
+        );
         for a in actions {
-            if let Action::Send { conn: ConnId(100), packet: Packet::V3(v3::Packet::Publish(p)) } = a {
+            if let Action::Send {
+                conn: ConnId(100),
+                packet: Packet::V3(v3::Packet::Publish(p)),
+            } = a
+            {
                 sent += 1;
                 if let Some(id) = p.packet_id {
                     out_pid = id.get();

@@ -292,6 +292,9 @@ pub struct Broker {
     /// Wills waiting for their delay, by owning session.
     pending_wills: HashMap<SessionId, (Instant, Arc<Message>)>,
     next_session: SessionId,
+    /// Connected sessions whose queue is above the high watermark: the embedder should stop
+    /// reading publishers until it clears (see [`Broker::congested`]).
+    congested: std::collections::HashSet<SessionId>,
     next_token: u64,
     next_assigned_id: u64,
     metrics: Metrics,
@@ -329,6 +332,7 @@ impl Broker {
             held: HashMap::new(),
             pending_wills: HashMap::new(),
             next_session: 1,
+            congested: std::collections::HashSet::new(),
             next_token: 1,
             next_assigned_id: 1,
             metrics: Metrics::default(),
@@ -578,6 +582,14 @@ impl Broker {
         !out.is_empty()
     }
 
+    /// True while a connected subscriber's queue is above three quarters of
+    /// `max_queued_per_session` (until it drains to a quarter). The embedder should then stop
+    /// reading from publishing connections, so that QoS 1/2 messages wait in publishers'
+    /// sockets instead of being dropped at the queue limit. Offline sessions never count.
+    pub fn congested(&self) -> bool {
+        !self.congested.is_empty()
+    }
+
     /// Checks the internal invariants; for tests and fuzzing. Returns the first violation.
     pub fn check_invariants(&self) -> Result<(), String> {
         let l = &self.config.limits;
@@ -615,8 +627,12 @@ impl Broker {
             if s.queue.len() > l.max_queued_per_session {
                 return Err(format!("session {sid}: queue over limit"));
             }
-            if s.inbound.len() > usize::from(l.receive_maximum) {
-                return Err(format!("session {sid}: inbound over receive maximum"));
+            // 3.1.1 clients are bounded only by their packet identifiers (a session may move
+            // between versions, keeping what its 3.1.1 connection left).
+            if s.inbound.len() > usize::from(u16::MAX) {
+                return Err(format!(
+                    "session {sid}: inbound over the packet identifier space"
+                ));
             }
             let mut ids: Vec<u16> = s.inflight.iter().map(|f| f.packet_id.get()).collect();
             ids.sort_unstable();
@@ -989,6 +1005,9 @@ impl Broker {
             return;
         };
         let sid = c.session;
+        // An offline session's queue is bounded and dropped beyond its limit; it never
+        // holds publishers back.
+        self.congested.remove(&sid);
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
@@ -1020,6 +1039,7 @@ impl Broker {
         let Some(s) = self.sessions.remove(&sid) else {
             return;
         };
+        self.congested.remove(&sid);
         self.metrics.sessions_ended += 1;
         self.by_client.remove(&s.client_id);
         for raw in s.subs.keys() {
@@ -1186,7 +1206,12 @@ impl Broker {
                     let packet = puback(v, id, R::PacketIdentifierInUse);
                     return self.out.push(Action::Send { conn, packet });
                 }
-                None if s.inbound.len() >= usize::from(limits.receive_maximum) => {
+                // Only MQTT 5 clients are told the Receive Maximum; a 3.1.1 client may have
+                // as many unacknowledged publishes as it has packet identifiers (the embedder
+                // bounds them by not reading while durable publishes wait).
+                None if v == Version::V5
+                    && s.inbound.len() >= usize::from(limits.receive_maximum) =>
+                {
                     return self.server_disconnect(
                         conn,
                         v5::DisconnectReasonCode::ReceiveMaximumExceeded,
@@ -1224,7 +1249,7 @@ impl Broker {
         p.dup = false;
         p.packet_id = None;
         let msg = Arc::new(Message {
-                observe: true,
+            observe: true,
             expires_at: expiry_of(&p, now),
             publish: p,
             origin: Some(sid),
@@ -1298,7 +1323,11 @@ impl Broker {
         let p = &msg.publish;
         if msg.observe
             && !self.config.observe.is_empty()
-            && self.config.observe.iter().any(|f| topic::matches(f, &p.topic))
+            && self
+                .config
+                .observe
+                .iter()
+                .any(|f| topic::matches(f, &p.topic))
         {
             self.out.push(Action::Observed { publish: p.clone() });
         }
@@ -1385,6 +1414,9 @@ impl Broker {
             return;
         }
         s.queue.push_back(d);
+        if s.queue.len() >= congestion_high(limits.max_queued_per_session) {
+            self.congested.insert(sid);
+        }
         self.drain(sid, now);
     }
 
@@ -1424,6 +1456,9 @@ impl Broker {
                 delivery: d,
                 state,
             });
+        }
+        if s.queue.len() <= congestion_low(self.config.limits.max_queued_per_session) {
+            self.congested.remove(&sid);
         }
     }
 
@@ -1640,6 +1675,16 @@ impl Broker {
     fn take(&mut self) -> Vec<Action> {
         std::mem::take(&mut self.out)
     }
+}
+
+/// Queue length at which a connected session becomes congested.
+fn congestion_high(max: usize) -> usize {
+    (max - max / 4).max(1)
+}
+
+/// Queue length at which it stops being congested.
+fn congestion_low(max: usize) -> usize {
+    max / 4
 }
 
 fn expiry_of(p: &Publish, now: Instant) -> Option<Instant> {

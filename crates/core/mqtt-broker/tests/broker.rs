@@ -1146,12 +1146,79 @@ fn observed_filters_report_routed_messages_except_bridged_ones() {
     assert_eq!(observed(&a), ["out/a"]);
     let a = h.pub3(1, "in/a", QoS::AtMostOnce, 0, "x");
     assert!(observed(&a).is_empty());
-    let a = h
-        .b
-        .inject(publish("out/b", QoS::AtMostOnce, 0, "s", false), true, h.now);
+    let a = h.b.inject(
+        publish("out/b", QoS::AtMostOnce, 0, "s", false),
+        true,
+        h.now,
+    );
     assert_eq!(observed(&a), ["out/b"]);
-    let a = h
-        .b
-        .inject(publish("out/c", QoS::AtMostOnce, 0, "s", false), false, h.now);
-    assert!(observed(&a).is_empty(), "bridged-in messages never go back out");
+    let a = h.b.inject(
+        publish("out/c", QoS::AtMostOnce, 0, "s", false),
+        false,
+        h.now,
+    );
+    assert!(
+        observed(&a).is_empty(),
+        "bridged-in messages never go back out"
+    );
+}
+
+#[test]
+fn congestion_of_connected_subscribers_is_reported() {
+    let mut cfg = Config::with_durable(["rampart/#"]).unwrap();
+    cfg.limits.max_queued_per_session = 8;
+    cfg.limits.max_inflight_out = 1;
+    let mut h = H::new(cfg);
+    h.connect3(1, "slow", false);
+    h.sub3(1, "t", QoS::AtLeastOnce);
+    h.connect3(2, "p", true);
+    // One inflight, then the queue fills: congested at 6 queued (3/4 of 8).
+    for i in 1..=6 {
+        h.pub3(2, "t", QoS::AtLeastOnce, i, "m");
+    }
+    assert!(!h.b.congested());
+    h.pub3(2, "t", QoS::AtLeastOnce, 7, "m");
+    assert!(h.b.congested(), "queue at the high watermark");
+    // Acknowledgements drain it: clear at 2 queued (1/4).
+    let mut next = 1;
+    for _ in 0..3 {
+        let a = h.send(
+            1,
+            v3::Packet::PublishAck {
+                packet_id: pid(next),
+            },
+        );
+        next = pubs(&a, 1)[0].packet_id.unwrap().get();
+    }
+    assert!(h.b.congested());
+    let a = h.send(
+        1,
+        v3::Packet::PublishAck {
+            packet_id: pid(next),
+        },
+    );
+    assert_eq!(pubs(&a, 1).len(), 1);
+    assert!(!h.b.congested(), "drained to the low watermark");
+    // An offline session never counts.
+    for i in 8..=14 {
+        h.pub3(2, "t", QoS::AtLeastOnce, i, "m");
+    }
+    assert!(h.b.congested());
+    h.drop_conn(1);
+    assert!(!h.b.congested());
+    h.b.check_invariants().unwrap();
+}
+
+#[test]
+fn receive_maximum_is_never_enforced_on_mqtt_311_clients() {
+    let mut config = Config::with_durable(["rampart/#"]).unwrap();
+    config.limits.receive_maximum = 2;
+    let mut h = H::new(config);
+    h.connect3(1, "dev", true);
+    // Durable publishes wait for their commit; a 3.1.1 client was never told a limit.
+    for i in 1..=5 {
+        let a = h.pub3(1, "rampart/x", QoS::AtLeastOnce, i, "m");
+        assert_eq!(closed(&a, 1), None);
+    }
+    assert_eq!(h.b.held_count(), 5);
 }

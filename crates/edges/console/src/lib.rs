@@ -4,6 +4,9 @@
 //! Hashed files under `/assets/` are cached for a year (their names change with their
 //! content); `/` and other files are revalidated with an `ETag`. Text assets are stored twice,
 //! plain and gzip-compressed at build time, so compression costs nothing per request.
+//!
+//! An operator's own raster basemap can be a PMTiles file on the node's disk: [`pmtiles`]
+//! serves it with HTTP range requests, which is how the browser's PMTiles reader fetches it.
 
 use axum::Router;
 use axum::extract::Path;
@@ -50,6 +53,10 @@ pub struct ConsoleConfig {
     pub tile_attribution: String,
     /// Highest zoom level `tile_url` serves.
     pub tile_max_zoom: u8,
+    /// A raster PMTiles file on this node (PNG, JPEG or WebP tiles) served to the console as
+    /// its basemap at `/api/v1/console/tiles.pmtiles`. Empty: none. MBTiles files convert with
+    /// `pmtiles convert in.mbtiles out.pmtiles`.
+    pub pmtiles_file: String,
     /// Seconds of history the playback panel proposes by default.
     pub playback_default_secs: u64,
 }
@@ -60,6 +67,7 @@ impl Default for ConsoleConfig {
             tile_url: String::new(),
             tile_attribution: String::new(),
             tile_max_zoom: 18,
+            pmtiles_file: String::new(),
             playback_default_secs: 600,
         }
     }
@@ -72,10 +80,146 @@ impl ConsoleConfig {
             "tile_url": self.tile_url,
             "tile_attribution": self.tile_attribution,
             "tile_max_zoom": self.tile_max_zoom,
+            "pmtiles_url": (!self.pmtiles_file.is_empty()).then_some(PMTILES_PATH),
             "playback_default_secs": self.playback_default_secs,
             "built": built(),
         })
     }
+}
+
+/// Where the node serves `pmtiles_file`.
+pub const PMTILES_PATH: &str = "/api/v1/console/tiles.pmtiles";
+
+/// Most bytes one range request of the PMTiles file may ask for (a directory or a tile is far
+/// smaller); larger ranges are refused with 416.
+pub const MAX_RANGE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Parses a single `bytes=` range against a file of `len` bytes: `(start, length)`.
+fn parse_range(text: &str, len: u64) -> Result<(u64, u64), String> {
+    let spec = text
+        .trim()
+        .strip_prefix("bytes=")
+        .ok_or_else(|| format!("range {text:?} is not bytes=START-END"))?;
+    if spec.contains(',') {
+        return Err("multiple ranges are not supported".into());
+    }
+    let (a, b) = spec
+        .split_once('-')
+        .ok_or_else(|| format!("range {text:?} is not bytes=START-END"))?;
+    let num = |t: &str| {
+        t.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("range {text:?}: {t:?} is not a number"))
+    };
+    let (start, end) = match (a.trim().is_empty(), b.trim().is_empty()) {
+        (true, false) => {
+            let suffix = num(b)?.min(len);
+            (len - suffix, len.saturating_sub(1))
+        }
+        (false, true) => (num(a)?, len.saturating_sub(1)),
+        (false, false) => (num(a)?, num(b)?.min(len.saturating_sub(1))),
+        (true, true) => return Err(format!("range {text:?} is empty")),
+    };
+    if len == 0 || start >= len || end < start {
+        return Err(format!("range {text:?} is outside the file ({len} bytes)"));
+    }
+    let n = end - start + 1;
+    if n > MAX_RANGE_BYTES {
+        return Err(format!(
+            "range {text:?} asks for {n} bytes; at most {MAX_RANGE_BYTES} per request"
+        ));
+    }
+    Ok((start, n))
+}
+
+/// Serves `cfg.pmtiles_file` with single-range requests (what PMTiles readers send).
+pub async fn pmtiles(cfg: &ConsoleConfig, headers: &HeaderMap) -> Response {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let text = |status: StatusCode, msg: String| {
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            msg,
+        )
+            .into_response()
+    };
+    if cfg.pmtiles_file.is_empty() {
+        return text(
+            StatusCode::NOT_FOUND,
+            "no PMTiles file is configured ([console] pmtiles_file)".into(),
+        );
+    }
+    let opened = async {
+        let f = tokio::fs::File::open(&cfg.pmtiles_file).await?;
+        let meta = f.metadata().await?;
+        Ok::<_, std::io::Error>((f, meta))
+    }
+    .await;
+    let (mut file, meta) = match opened {
+        Ok(x) => x,
+        Err(e) => {
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the PMTiles file cannot be read: {e}"),
+            );
+        }
+    };
+    let len = meta.len();
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let etag = format!("\"{len:x}-{mtime:x}\"");
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(|r| parse_range(r, len));
+    let (start, n, status) = match range {
+        Some(Ok((start, n))) => (start, n, StatusCode::PARTIAL_CONTENT),
+        Some(Err(e)) => {
+            let mut r = text(StatusCode::RANGE_NOT_SATISFIABLE, e);
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return r;
+        }
+        None if len <= MAX_RANGE_BYTES => (0, len, StatusCode::OK),
+        None => {
+            return text(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                format!("the file has {len} bytes; ask for ranges of at most {MAX_RANGE_BYTES}"),
+            );
+        }
+    };
+    let mut buf = vec![0u8; usize::try_from(n).unwrap_or(0)];
+    let read = async {
+        file.seek(std::io::SeekFrom::Start(start)).await?;
+        file.read_exact(&mut buf).await
+    }
+    .await;
+    if let Err(e) = read {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("reading the PMTiles file: {e}"),
+        );
+    }
+    let mut h = HeaderMap::new();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/vnd.pmtiles"),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{len}", start + n - 1))
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    (status, h, buf).into_response()
 }
 
 /// True when the real console is embedded (false: the fallback page).
@@ -258,6 +402,45 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::IF_NONE_MATCH, HeaderValue::from_static(a.etag));
         assert_eq!(respond(a.path, &h).status(), StatusCode::NOT_MODIFIED);
+    }
+
+    #[test]
+    fn ranges_are_parsed_and_bounded() {
+        assert_eq!(parse_range("bytes=0-99", 1000), Ok((0, 100)));
+        assert_eq!(parse_range("bytes=900-", 1000), Ok((900, 100)));
+        assert_eq!(parse_range("bytes=-10", 1000), Ok((990, 10)));
+        assert_eq!(parse_range("bytes=990-5000", 1000), Ok((990, 10)));
+        assert!(parse_range("bytes=1000-1001", 1000).is_err());
+        assert!(parse_range("bytes=5-1", 1000).is_err());
+        assert!(parse_range("bytes=0-1,5-6", 1000).is_err());
+        assert!(parse_range("items=0-1", 1000).is_err());
+        assert!(parse_range(&format!("bytes=0-{MAX_RANGE_BYTES}"), u64::MAX).is_err());
+    }
+
+    #[tokio::test]
+    async fn pmtiles_file_is_served_by_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.pmtiles");
+        let data: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+        std::fs::write(&path, &data).unwrap();
+        let cfg = ConsoleConfig {
+            pmtiles_file: path.to_string_lossy().into_owned(),
+            ..ConsoleConfig::default()
+        };
+        let mut h = HeaderMap::new();
+        h.insert(header::RANGE, HeaderValue::from_static("bytes=100-199"));
+        let r = pmtiles(&cfg, &h).await;
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(r.headers()[header::CONTENT_RANGE], "bytes 100-199/5000");
+        assert!(r.headers().contains_key(header::ETAG));
+        assert_eq!(body(r).await, &data[100..200]);
+        h.insert(header::RANGE, HeaderValue::from_static("bytes=6000-"));
+        let r = pmtiles(&cfg, &h).await;
+        assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+        assert_eq!(r.headers()[header::CONTENT_RANGE], "bytes */5000");
+        let r = pmtiles(&ConsoleConfig::default(), &HeaderMap::new()).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert_eq!(cfg.to_json()["pmtiles_url"], PMTILES_PATH);
     }
 
     #[test]

@@ -145,7 +145,13 @@ pub struct CotEdge {
     pub(crate) server_uid: String,
     /// Revocation and signature checking, set once by the node before listeners start.
     pub(crate) security: std::sync::OnceLock<CotSecurity>,
+    /// Sees every event from stream clients (before `t-x-*` events are dropped), set once by
+    /// the node: the rules engine turns drawings into geofences with it.
+    pub(crate) event_hook: std::sync::OnceLock<EventHook>,
 }
+
+/// A function shown every event TAK stream clients send. It must not block (hand work off).
+pub type EventHook = Arc<dyn Fn(&rampart_codec_cot::CotEvent) + Send + Sync>;
 
 /// The PKI pieces the TAK edge uses: the revocation watch (closes `cot-tls` connections of
 /// revoked certificates) and the verifier of signed datagrams.
@@ -170,6 +176,7 @@ impl CotEdge {
             metrics,
             server_uid: "Rampart".to_string(),
             security: std::sync::OnceLock::new(),
+            event_hook: std::sync::OnceLock::new(),
         })
     }
 
@@ -181,6 +188,24 @@ impl CotEdge {
 
     pub(crate) fn watch(&self) -> Option<&Arc<rampart_pki::RevocationWatch>> {
         self.security.get().and_then(|s| s.watch.as_ref())
+    }
+
+    /// Installs the event hook. Only the first call counts.
+    pub fn set_event_hook(&self, hook: EventHook) {
+        let _ = self.event_hook.set(hook);
+    }
+
+    /// Sends `event` to every TAK client (and the late-joiner cache), e.g. an alert.
+    pub fn publish_event(&self, event: &rampart_codec_cot::CotEvent) {
+        let f = frame::build(
+            event,
+            None,
+            None,
+            Arc::from(Vec::new()),
+            self.router.has_proto_clients(),
+        );
+        let (delivered, _) = self.router.publish(f, true);
+        self.cot_metrics.deliveries.inc_by(delivered);
     }
 
     /// The router, for inspection.

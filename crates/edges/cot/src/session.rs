@@ -200,6 +200,9 @@ impl Session {
             Some(_) => return false,
             None => {}
         }
+        if let Some(hook) = self.edge.event_hook.get() {
+            hook(&event);
+        }
         if event.cot_type.starts_with("t-x-") {
             return false;
         }

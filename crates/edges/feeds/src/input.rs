@@ -165,8 +165,23 @@ impl Source {
     }
 }
 
+/// Checks a datagram before it is decoded (e.g. a signature check, see `rampart-pki`):
+/// returns the byte range of the datagram to decode, or the refusal reason for metrics.
+pub type DatagramGate =
+    Arc<dyn Fn(&[u8]) -> Result<std::ops::Range<usize>, &'static str> + Send + Sync>;
+
 /// Serves a UDP socket: every datagram is one or more lines from its sender.
 pub async fn run_udp_listener(socket: UdpSocket, input: FeedInput) {
+    run_udp_listener_gated(socket, input, None).await;
+}
+
+/// [`run_udp_listener`] with every datagram passed through `gate` first; refused datagrams
+/// are counted in `rampart_reports_rejected_total{source, reason}` and dropped.
+pub async fn run_udp_listener_gated(
+    socket: UdpSocket,
+    input: FeedInput,
+    gate: Option<DatagramGate>,
+) {
     let mut sources: HashMap<SocketAddr, Source> = HashMap::new();
     let mut buf = vec![0u8; 65_536];
     let mut idle = tokio::time::interval(IDLE_FLUSH);
@@ -195,6 +210,19 @@ pub async fn run_udp_listener(socket: UdpSocket, input: FeedInput) {
                 continue;
             }
         };
+        let datagram = buf.get(..n).unwrap_or_default();
+        let range = match &gate {
+            None => 0..n,
+            Some(g) => match g(datagram) {
+                Ok(r) if r.start <= r.end && r.end <= n => r,
+                Ok(_) => 0..0,
+                Err(reason) => {
+                    input.metrics.reject(&input.kind, reason, 1);
+                    tracing::debug!(kind = %input.kind, peer = %from, reason, "datagram refused");
+                    continue;
+                }
+            },
+        };
         if !sources.contains_key(&from) && sources.len() >= input.cfg.max_udp_peers {
             // Forget the sender heard least recently: bounded state, newest senders win.
             if let Some(oldest) = sources
@@ -215,7 +243,7 @@ pub async fn run_udp_listener(socket: UdpSocket, input: FeedInput) {
             )
         });
         let mut out = Vec::new();
-        source.feed(&input, buf.get(..n).unwrap_or_default(), true, &mut out);
+        source.feed(&input, buf.get(range).unwrap_or_default(), true, &mut out);
         let count = out.len() as u64;
         if !input.batcher.try_send(out) {
             input

@@ -23,6 +23,9 @@ mod replay;
 
 pub use batcher::{Batcher, BatcherHandle};
 pub use decoder::{DecoderFactory, FeedDecoder, FeedError, Peer};
-pub use input::{FeedConfig, FeedInput, run_tcp_connect, run_tcp_listener, run_udp_listener};
+pub use input::{
+    DatagramGate, FeedConfig, FeedInput, run_tcp_connect, run_tcp_listener, run_udp_listener,
+    run_udp_listener_gated,
+};
 pub use lines::{LineError, LineSplitter};
 pub use replay::{ReplayOptions, ReplayStats, replay_file};

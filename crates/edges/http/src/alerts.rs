@@ -39,7 +39,11 @@ pub(crate) struct AlertParams {
     limit: Option<usize>,
 }
 
-fn enum_param<T: serde::de::DeserializeOwned>(name: &'static str, v: &str, allowed: &str) -> Result<T, ApiError> {
+fn enum_param<T: serde::de::DeserializeOwned>(
+    name: &'static str,
+    v: &str,
+    allowed: &str,
+) -> Result<T, ApiError> {
     serde_json::from_value(serde_json::Value::String(v.to_string()))
         .map_err(|_| ApiError::bad_param(name, format!("{v:?} is not one of {allowed}")))
 }
@@ -54,7 +58,10 @@ pub(crate) async fn list(
 ) -> Result<Response, ApiError> {
     let svc = service(&st)?;
     let Query(p) = params.map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, format!("invalid query parameters: {}", e.body_text()))
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("invalid query parameters: {}", e.body_text()),
+        )
     })?;
     let mut q = AlertQuery {
         limit: p.limit.unwrap_or(DEFAULT_ALERT_LIMIT).min(MAX_ALERT_LIMIT),
@@ -67,17 +74,31 @@ pub(crate) async fn list(
         if s == "active" {
             active_only = true;
         } else {
-            q.state = Some(enum_param("state", s, "raised, acknowledged, cleared, active")?);
+            q.state = Some(enum_param(
+                "state",
+                s,
+                "raised, acknowledged, cleared, active",
+            )?);
         }
     }
     if let Some(v) = &p.priority {
-        q.min_priority = Some(enum_param("priority", v, "low, normal, high, critical, emergency")?);
+        q.min_priority = Some(enum_param(
+            "priority",
+            v,
+            "low, normal, high, critical, emergency",
+        )?);
     }
     if let Some(v) = &p.kind {
-        q.kind = Some(enum_param("kind", v, "enter, exit, dwell, count, proximity, lost_comms, threshold, emergency, sos")?);
+        q.kind = Some(enum_param(
+            "kind",
+            v,
+            "enter, exit, dwell, count, proximity, lost_comms, threshold, emergency, sos",
+        )?);
     }
     if let Some(v) = &p.since {
-        q.since = Some(Timestamp::parse_rfc3339(v).map_err(|e| ApiError::bad_param("since", e.to_string()))?);
+        q.since = Some(
+            Timestamp::parse_rfc3339(v).map_err(|e| ApiError::bad_param("since", e.to_string()))?,
+        );
     }
     let mut alerts = svc.alerts(&q);
     if active_only {
@@ -91,11 +112,17 @@ pub(crate) async fn list(
     params(("id" = u64, Path, description = "Alert id")),
     responses((status = 200, description = "The alert", body = serde_json::Value),
               (status = 404, description = "No such alert", body = crate::openapi::ErrorDoc)))]
-pub(crate) async fn one(State(st): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn one(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     match service(&st)?.alert(id) {
         Some(a) => Ok(Json(a).into_response()),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no alert with id {id}"))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no alert with id {id}"),
+        )),
     }
 }
 
@@ -126,15 +153,25 @@ pub(crate) struct AckBody {
     responses((status = 200, description = "The acknowledged alert", body = serde_json::Value),
               (status = 404, description = "No such alert", body = crate::openapi::ErrorDoc),
               (status = 409, description = "Already cleared", body = crate::openapi::ErrorDoc)))]
-pub(crate) async fn ack(State(st): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+pub(crate) async fn ack(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let svc = service(&st)?;
     let id = parse_id(&id)?;
     let b: AckBody = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("expected {{\"by\": \"operator\"}}: {e}"))
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("expected {{\"by\": \"operator\"}}: {e}"),
+        )
     })?;
     let who = b.by.trim();
     if who.is_empty() || who.len() > 128 || who.chars().any(char::is_control) {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "by: must be 1 to 128 bytes without control characters"));
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "by: must be 1 to 128 bytes without control characters",
+        ));
     }
     let a = svc.ack(id, who).map_err(ack_error)?;
     tracing::info!(alert = id, by = who, "alert acknowledged");
@@ -147,7 +184,10 @@ pub(crate) async fn ack(State(st): State<AppState>, Path(id): Path<String>, body
     responses((status = 200, description = "The cleared alert", body = serde_json::Value),
               (status = 404, description = "No such alert", body = crate::openapi::ErrorDoc),
               (status = 409, description = "Already cleared", body = crate::openapi::ErrorDoc)))]
-pub(crate) async fn clear(State(st): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn clear(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let svc = service(&st)?;
     let id = parse_id(&id)?;
     Ok(Json(svc.clear(id).map_err(ack_error)?).into_response())

@@ -176,3 +176,11 @@ pub(crate) async fn window(
 pub(crate) async fn console_config(State(st): State<AppState>) -> Response {
     Json(st.console.to_json()).into_response()
 }
+
+/// The operator's PMTiles basemap (`[console] pmtiles_file`), by HTTP range.
+pub(crate) async fn pmtiles(
+    State(st): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    rampart_console::pmtiles(&st.console, &headers).await
+}

@@ -184,6 +184,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/commands/{id}", get(devices::command))
         .route("/api/v1/history", get(history::window))
         .route("/api/v1/console/config", get(history::console_config))
+        .route(rampart_console::PMTILES_PATH, get(history::pmtiles))
         .merge(rules::routes())
         .route("/live", get(ops::index))
         .merge(rampart_console::router())

@@ -22,7 +22,10 @@ use crate::error::ApiError;
 /// The routes of this module and of `alerts`.
 pub(crate) fn routes() -> axum::Router<AppState> {
     axum::Router::new()
-        .route("/api/v1/geofences", get(list_geofences).post(create_geofences))
+        .route(
+            "/api/v1/geofences",
+            get(list_geofences).post(create_geofences),
+        )
         .route("/api/v1/geofences/import", post(import_geofences))
         .route(
             "/api/v1/geofences/{id}",
@@ -34,7 +37,10 @@ pub(crate) fn routes() -> axum::Router<AppState> {
             get(get_rule).put(put_rule).delete(delete_rule),
         )
         .route("/api/v1/alerts", get(crate::alerts::list))
-        .route("/api/v1/alerts/deadletters", get(crate::alerts::dead_letters))
+        .route(
+            "/api/v1/alerts/deadletters",
+            get(crate::alerts::dead_letters),
+        )
         .route("/api/v1/alerts/{id}", get(crate::alerts::one))
         .route("/api/v1/alerts/{id}/ack", post(crate::alerts::ack))
         .route("/api/v1/alerts/{id}/clear", post(crate::alerts::clear))
@@ -60,9 +66,15 @@ fn rules_error(e: RulesError) -> Response {
             })),
         )
             .into_response(),
-        RulesError::NotFound(..) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()).into_response(),
-        RulesError::Exists(..) => ApiError::new(StatusCode::CONFLICT, e.to_string()).into_response(),
-        RulesError::Full(_) => ApiError::new(StatusCode::INSUFFICIENT_STORAGE, e.to_string()).into_response(),
+        RulesError::NotFound(..) => {
+            ApiError::new(StatusCode::NOT_FOUND, e.to_string()).into_response()
+        }
+        RulesError::Exists(..) => {
+            ApiError::new(StatusCode::CONFLICT, e.to_string()).into_response()
+        }
+        RulesError::Full(_) => {
+            ApiError::new(StatusCode::INSUFFICIENT_STORAGE, e.to_string()).into_response()
+        }
         RulesError::Storage(_) => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response()
         }
@@ -97,7 +109,9 @@ async fn blocking<T: Send + 'static>(
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(rules_error(e)),
-        Err(e) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()),
+        Err(e) => {
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())
+        }
     }
 }
 
@@ -145,10 +159,16 @@ pub(crate) async fn create_geofences(State(st): State<AppState>, body: Bytes) ->
     params(("id" = String, Path, description = "Geofence id")),
     responses((status = 200, description = "The geofence", body = serde_json::Value),
               (status = 404, description = "No such geofence", body = crate::openapi::ErrorDoc)))]
-pub(crate) async fn get_geofence(State(st): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn get_geofence(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     match service(&st)?.geofence(&id) {
         Some(g) => Ok(Json(g).into_response()),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no geofence with id {id:?}"))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no geofence with id {id:?}"),
+        )),
     }
 }
 
@@ -158,17 +178,27 @@ pub(crate) async fn get_geofence(State(st): State<AppState>, Path(id): Path<Stri
     request_body(content = serde_json::Value, description = "The geofence"),
     responses((status = 200, description = "Stored", body = serde_json::Value),
               (status = 422, description = "Invalid", body = crate::openapi::ErrorDoc)))]
-pub(crate) async fn put_geofence(State(st): State<AppState>, Path(id): Path<String>, body: Bytes) -> Response {
+pub(crate) async fn put_geofence(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     let svc = match service(&st) {
         Ok(s) => s.clone(),
         Err(e) => return e.into_response(),
     };
     let mut g: Geofence = match serde_json::from_slice(&body) {
         Ok(g) => g,
-        Err(e) => return ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).into_response(),
+        Err(e) => {
+            return ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).into_response();
+        }
     };
     if !g.id.is_empty() && g.id != id {
-        return ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("id: the body says {:?} but the path says {id:?}", g.id)).into_response();
+        return ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("id: the body says {:?} but the path says {id:?}", g.id),
+        )
+        .into_response();
     }
     g.id = id;
     match blocking(move || svc.put_geofences(vec![g], true)).await {
@@ -182,7 +212,10 @@ pub(crate) async fn put_geofence(State(st): State<AppState>, Path(id): Path<Stri
     params(("id" = String, Path, description = "Geofence id")),
     responses((status = 204, description = "Deleted"),
               (status = 404, description = "No such geofence", body = crate::openapi::ErrorDoc)))]
-pub(crate) async fn delete_geofence(State(st): State<AppState>, Path(id): Path<String>) -> Response {
+pub(crate) async fn delete_geofence(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Response {
     let svc = match service(&st) {
         Ok(s) => s.clone(),
         Err(e) => return e.into_response(),
@@ -233,7 +266,11 @@ pub(crate) async fn import_geofences(
     let Query(p) = match params {
         Ok(p) => p,
         Err(e) => {
-            return ApiError::new(StatusCode::BAD_REQUEST, format!("invalid query parameters: {}", e.body_text())).into_response();
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("invalid query parameters: {}", e.body_text()),
+            )
+            .into_response();
         }
     };
     let mut d = rampart_rules::import::ImportDefaults::default();
@@ -244,19 +281,32 @@ pub(crate) async fn import_geofences(
             match part {
                 "enter" => d.triggers.enter = true,
                 "exit" => d.triggers.exit = true,
-                other => return ApiError::bad_param("triggers", format!("unknown trigger {other:?}; use enter and/or exit")).into_response(),
+                other => {
+                    return ApiError::bad_param(
+                        "triggers",
+                        format!("unknown trigger {other:?}; use enter and/or exit"),
+                    )
+                    .into_response();
+                }
             }
         }
     }
     d.triggers.dwell_secs = p.dwell_secs;
     d.triggers.count_above = p.count_above;
     if let Some(t) = &p.types {
-        d.filter.types = t.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        d.filter.types = t
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
     }
     if let Some(pr) = &p.priority {
         match serde_json::from_value(serde_json::Value::String(pr.clone())) {
             Ok(v) => d.priority = v,
-            Err(_) => return ApiError::bad_param("priority", "use low, normal, high or critical").into_response(),
+            Err(_) => {
+                return ApiError::bad_param("priority", "use low, normal, high or critical")
+                    .into_response();
+            }
         }
     }
     if let Some(x) = &p.prefix {
@@ -264,12 +314,17 @@ pub(crate) async fn import_geofences(
     }
     let text = match std::str::from_utf8(&body) {
         Ok(t) => t,
-        Err(_) => return ApiError::new(StatusCode::BAD_REQUEST, "the body is not UTF-8").into_response(),
+        Err(_) => {
+            return ApiError::new(StatusCode::BAD_REQUEST, "the body is not UTF-8").into_response();
+        }
     };
     let parsed = match p.format.as_str() {
         "geojson" | "json" => rampart_rules::import::from_geojson(text, &d),
         "kml" => rampart_rules::import::from_kml(text, &d),
-        other => return ApiError::bad_param("format", format!("{other:?}: use geojson or kml")).into_response(),
+        other => {
+            return ApiError::bad_param("format", format!("{other:?}: use geojson or kml"))
+                .into_response();
+        }
     };
     let fences = match parsed {
         Ok(f) => f,
@@ -313,10 +368,16 @@ pub(crate) async fn create_rules(State(st): State<AppState>, body: Bytes) -> Res
     params(("id" = String, Path, description = "Rule id")),
     responses((status = 200, description = "The rule", body = serde_json::Value),
               (status = 404, description = "No such rule", body = crate::openapi::ErrorDoc)))]
-pub(crate) async fn get_rule(State(st): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn get_rule(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     match service(&st)?.rule(&id) {
         Some(r) => Ok(Json(r).into_response()),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no rule with id {id:?}"))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no rule with id {id:?}"),
+        )),
     }
 }
 
@@ -326,17 +387,27 @@ pub(crate) async fn get_rule(State(st): State<AppState>, Path(id): Path<String>)
     request_body(content = serde_json::Value, description = "The rule"),
     responses((status = 200, description = "Stored", body = serde_json::Value),
               (status = 422, description = "Invalid", body = crate::openapi::ErrorDoc)))]
-pub(crate) async fn put_rule(State(st): State<AppState>, Path(id): Path<String>, body: Bytes) -> Response {
+pub(crate) async fn put_rule(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     let svc = match service(&st) {
         Ok(s) => s.clone(),
         Err(e) => return e.into_response(),
     };
     let mut r: Rule = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).into_response(),
+        Err(e) => {
+            return ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).into_response();
+        }
     };
     if !r.id.is_empty() && r.id != id {
-        return ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("id: the body says {:?} but the path says {id:?}", r.id)).into_response();
+        return ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("id: the body says {:?} but the path says {id:?}", r.id),
+        )
+        .into_response();
     }
     r.id = id;
     match blocking(move || svc.put_rules(vec![r], true)).await {

@@ -9,7 +9,7 @@
 //! - `{"type":"removed","uids":[…]}` — entities dropped from the picture or leaving the filter;
 //! - `{"type":"error","error":"…"}` — a bad client message; the connection stays open;
 //! - `{"type":"alerts","alerts":[…]}` — the active alerts (newest first, at most
-//!   `STREAM_ALERT_SNAPSHOT`), sent on connect when the node runs the rules engine;
+//!   `STREAM_ALERT_SNAPSHOT`), sent after the first snapshot when there are any;
 //! - `{"type":"alert","event":"raised|acknowledged|cleared","alert":{…}}` — an alert changed.
 //!   Alerts are not filtered by the subscription: a watch officer sees every alert.
 //!
@@ -272,22 +272,28 @@ async fn serve(
     filter: &mut Filter,
 ) -> Result<(), &'static str> {
     let timeout = st.send_timeout();
-    // Subscribe to alerts before reading the active ones, so none falls in between.
+    // Subscribe to alerts before reading the active ones, so none falls in between. The
+    // active ones follow the first snapshot (only when there are any).
     let mut alerts = st.rules.as_ref().map(|r| r.subscribe());
-    if let Some(r) = &st.rules {
-        let active = r.alerts(&rampart_rules::AlertQuery {
-            limit: STREAM_ALERT_SNAPSHOT,
-            ..Default::default()
-        });
-        let active: Vec<_> = active.into_iter().filter(|a| a.is_active()).collect();
-        send(
-            socket,
-            serde_json::json!({ "type": "alerts", "alerts": active }).to_string(),
-            timeout,
-        )
-        .await?;
-    }
     let mut sub = resubscribe(socket, st, filter, false).await?;
+    if let Some(r) = &st.rules {
+        let active: Vec<_> = r
+            .alerts(&rampart_rules::AlertQuery {
+                limit: STREAM_ALERT_SNAPSHOT,
+                ..Default::default()
+            })
+            .into_iter()
+            .filter(|a| a.is_active())
+            .collect();
+        if !active.is_empty() {
+            send(
+                socket,
+                serde_json::json!({ "type": "alerts", "alerts": active }).to_string(),
+                timeout,
+            )
+            .await?;
+        }
+    }
     loop {
         tokio::select! {
             alert = next_alert(&mut alerts) => match alert {

@@ -12,7 +12,9 @@
 //!   was received with, capped at 1 (QoS 1 is pipelined within the client's in-flight window).
 //!
 //! The prefixes work as Mosquitto's bridge `local_prefix` / `remote_prefix` do: filters are
-//! written without them. Both default to empty.
+//! written without them. Both default to empty. The retain flag and MQTT 5 properties (user
+//! properties, content type, …) travel as received, as in Mosquitto's bridge; per-link
+//! properties (topic alias, subscription identifiers) are removed.
 //!
 //! **Loop prevention.** The embedder must not feed messages that came out of `to_local`
 //! (bridge-originated) back into `from_local`; that alone stops a local→remote→local cycle.
@@ -20,12 +22,17 @@
 //! the bridge's own publishes back; on 3.1.1 a message forwarded out whose remote topic also
 //! matches a `subscribe` filter comes back in once (and stops there, by the rule above).
 //!
+//! TLS: `tls = true` with `tls_ca_file` (PEM roots to trust; there is no system trust store),
+//! optionally `tls_server_name` and, for brokers that want client certificates,
+//! `tls_cert_file` + `tls_key_file`.
+//!
 //! Reconnects use exponential backoff between `reconnect_min_ms` and `reconnect_max_ms`.
 //! While the remote is down, local messages wait in the `from_local` channel, whose capacity
 //! the embedder sets to [`BridgeConfig::queue_len`] (and counts its own `try_send` failures in
 //! [`BridgeStats::dropped_out`]). QoS 1 messages in flight when a connection drops are
 //! counted as dropped too (the bridge uses clean sessions by default).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -130,6 +137,21 @@ pub struct BridgeConfig {
     /// Largest packet exchanged with the remote, in bytes.
     #[serde(default = "default_max_packet")]
     pub max_packet_size: u32,
+    /// Connect over TLS (then `tls_ca_file` is required).
+    #[serde(default)]
+    pub tls: bool,
+    /// PEM file of the CA certificates that may sign the remote's certificate.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// Name checked against the remote's certificate (default: the host of `address`).
+    #[serde(default)]
+    pub tls_server_name: Option<String>,
+    /// PEM certificate chain for mutual TLS (with `tls_key_file`).
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key for mutual TLS (with `tls_cert_file`).
+    #[serde(default)]
+    pub tls_key_file: Option<PathBuf>,
 }
 
 fn default_version() -> u8 {
@@ -178,6 +200,9 @@ pub enum BridgeConfigError {
     /// A zero or inverted limit.
     #[error("mqtt bridge {0}: {1}")]
     Limit(String, &'static str),
+    /// The TLS settings are incomplete or their files unreadable.
+    #[error("mqtt bridge {0}: tls: {1}")]
+    Tls(String, String),
 }
 
 impl BridgeConfig {
@@ -240,6 +265,18 @@ impl BridgeConfig {
                 "reconnect_min_ms must be > 0 and <= reconnect_max_ms",
             ));
         }
+        if self.tls && self.tls_ca_file.is_none() {
+            return Err(BridgeConfigError::Tls(
+                name.clone(),
+                "tls = true needs tls_ca_file (the CA certificates to trust)".into(),
+            ));
+        }
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return Err(BridgeConfigError::Tls(
+                name.clone(),
+                "tls_cert_file and tls_key_file go together".into(),
+            ));
+        }
         if self.queue_len == 0 || self.max_inflight == 0 || self.max_packet_size < 64 {
             return Err(BridgeConfigError::Limit(
                 name.clone(),
@@ -280,6 +317,63 @@ impl BridgeConfig {
         let rest = remote.strip_prefix(self.remote_prefix.as_str())?;
         let local = format!("{}{rest}", self.local_prefix);
         (!rest.is_empty() && topic::validate_name(&local).is_ok()).then_some(local)
+    }
+
+    /// The rustls configuration for `tls = true` (reads the PEM files).
+    fn tls_options(&self) -> Result<Option<client::TlsOptions>, BridgeConfigError> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        if !self.tls {
+            return Ok(None);
+        }
+        let err = |what: String| BridgeConfigError::Tls(self.name.clone(), what);
+        let read_certs =
+            |path: &PathBuf| -> Result<Vec<CertificateDer<'static>>, BridgeConfigError> {
+                CertificateDer::pem_file_iter(path)
+                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| err(format!("{}: {e}", path.display())))
+            };
+        let mut roots = rustls::RootCertStore::empty();
+        if let Some(ca) = &self.tls_ca_file {
+            for c in read_certs(ca)? {
+                roots
+                    .add(c)
+                    .map_err(|e| err(format!("{}: {e}", ca.display())))?;
+            }
+        }
+        if roots.is_empty() {
+            return Err(err("tls_ca_file holds no certificate".into()));
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| err(e.to_string()))?
+        .with_root_certificates(roots);
+        let config = match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(cert), Some(key)) => {
+                let chain = read_certs(cert)?;
+                let key = PrivateKeyDer::from_pem_file(key)
+                    .map_err(|e| err(format!("{}: {e}", key.display())))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| err(e.to_string()))?
+            }
+            _ => builder.with_no_client_auth(),
+        };
+        let host = self
+            .address
+            .rsplit_once(':')
+            .map_or(self.address.as_str(), |(h, _)| h)
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        Ok(Some(client::TlsOptions {
+            config: Arc::new(config),
+            server_name: self
+                .tls_server_name
+                .clone()
+                .unwrap_or_else(|| host.to_string()),
+        }))
     }
 
     fn connect_options(&self) -> ConnectOptions {
@@ -344,18 +438,24 @@ enum End {
 /// Runs one bridge until the local side goes away (`from_local`'s senders or `to_local`'s
 /// receiver dropped). Connects with exponential backoff, subscribes, and forwards both ways
 /// as the [module documentation](self) describes. An invalid configuration is logged and
-/// recorded in [`BridgeStats::last_error`], and the bridge does not start.
+/// recorded in [`BridgeStats::last_error`], and the bridge does not start (so are unreadable
+/// TLS files).
 pub async fn run_bridge(
     cfg: BridgeConfig,
     to_local: mpsc::Sender<Publish>,
     mut from_local: mpsc::Receiver<Publish>,
     stats: Arc<BridgeStats>,
 ) {
-    if let Err(e) = cfg.validate() {
-        tracing::error!(bridge = %cfg.name, error = %e, "mqtt bridge not started");
-        stats.set_error(e.to_string());
-        return;
-    }
+    let tls = match cfg.validate().and_then(|()| cfg.tls_options()) {
+        Ok(tls) => tls,
+        Err(e) => {
+            tracing::error!(bridge = %cfg.name, error = %e, "mqtt bridge not started");
+            stats.set_error(e.to_string());
+            return;
+        }
+    };
+    let mut options = cfg.connect_options();
+    options.tls = tls;
     let min = Duration::from_millis(cfg.reconnect_min_ms);
     let max = Duration::from_millis(cfg.reconnect_max_ms);
     let mut backoff = min;
@@ -365,7 +465,7 @@ pub async fn run_bridge(
             stats.reconnects.fetch_add(1, Ordering::Relaxed);
         }
         first = false;
-        match client::connect(&cfg.address, cfg.connect_options()).await {
+        match client::connect(&cfg.address, options.clone()).await {
             Ok((client, incoming)) => {
                 let started = Instant::now();
                 let end =
@@ -584,6 +684,13 @@ mod tests {
         let mut c = cfg(base);
         c.publish.clear();
         assert!(matches!(c.validate(), Err(BridgeConfigError::Limit(..))));
+        let mut c = cfg(base);
+        c.tls = true;
+        assert!(matches!(c.validate(), Err(BridgeConfigError::Tls(..))));
+        c.tls_ca_file = Some("ca.pem".into());
+        c.validate().unwrap();
+        c.tls_key_file = Some("key.pem".into());
+        assert!(matches!(c.validate(), Err(BridgeConfigError::Tls(..))));
     }
 
     #[test]

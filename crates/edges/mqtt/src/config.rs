@@ -21,13 +21,16 @@ pub struct MqttConfig {
     pub connect_timeout_ms: u64,
     /// Largest MQTT packet accepted; a larger one closes its connection.
     pub max_packet_bytes: u32,
-    /// Bytes queued for one connection beyond which QoS 0 deliveries to it are dropped
-    /// (counted); at four times this, the connection is closed as too slow.
+    /// Bytes queued for one connection beyond which the broker stops taking input until the
+    /// connection drains (backpressure); at four times this, the connection is closed.
     pub max_outbound_bytes: usize,
+    /// How long the broker waits for one connection to drain before marking it slow; QoS 0
+    /// deliveries to a slow connection beyond `max_outbound_bytes` are dropped and counted.
+    pub slow_consumer_ms: u64,
     /// Bytes read per socket read.
     pub read_chunk_bytes: usize,
-    /// Events (packet batches, connects, closes) queued to the broker task before readers
-    /// wait: the backpressure point.
+    /// Events (packet batches of one read each, connects, closes) queued to the broker task
+    /// before readers wait: the backpressure point.
     pub event_queue: usize,
     /// Batches of durable publishes queued to the engine before the broker task waits.
     pub persist_queue: usize,
@@ -78,15 +81,16 @@ impl Default for MqttConfig {
             connect_timeout_ms: 10_000,
             max_packet_bytes: l.max_packet_size,
             max_outbound_bytes: 1024 * 1024,
+            slow_consumer_ms: 500,
             read_chunk_bytes: 16 * 1024,
-            event_queue: 4096,
+            event_queue: 64,
             persist_queue: 256,
             snapshot_interval_ms: 1000,
             entity_topics: true,
             max_sessions: l.max_sessions,
             max_subscriptions_per_session: l.max_subscriptions_per_session,
             max_inflight: l.max_inflight_out,
-            receive_maximum: l.receive_maximum,
+            receive_maximum: 1024,
             max_queued_per_session: l.max_queued_per_session,
             max_retained: l.max_retained,
             topic_alias_maximum: l.topic_alias_maximum,

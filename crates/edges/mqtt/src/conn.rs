@@ -110,6 +110,35 @@ async fn read_some<R: Reader>(
     rd.read_buf(buf).await
 }
 
+enum Flushed {
+    More,
+    Close,
+}
+
+/// Encodes and writes everything queued in `outbox`.
+async fn flush<W: AsyncWrite + Unpin>(
+    outbox: &Outbox,
+    codec: &mut Codec,
+    wbuf: &mut BytesMut,
+    wr: &mut W,
+    shared: &Shared,
+) -> Flushed {
+    let (queue, taken, close) = outbox.take();
+    for p in queue {
+        if !codec.encode(p, wbuf) {
+            shared.stats.encode_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    if !wbuf.is_empty() {
+        if wr.write_all(wbuf).await.is_err() {
+            return Flushed::Close;
+        }
+        *wbuf = BytesMut::new();
+    }
+    outbox.written(taken);
+    if close { Flushed::Close } else { Flushed::More }
+}
+
 /// Runs one connection until it closes; the broker task learns of its end.
 pub(crate) async fn run<R: Reader, W: AsyncWrite + Unpin + Send>(
     mut rd: R,
@@ -139,36 +168,56 @@ pub(crate) async fn run<R: Reader, W: AsyncWrite + Unpin + Send>(
     let connect_deadline = tokio::time::sleep(Duration::from_millis(cfg.connect_timeout_ms));
     tokio::pin!(connect_deadline);
     let mut connected = false;
-    loop {
+    // Publishers stop being read while the broker task asks for it (a subscriber is
+    // congested); everyone else keeps reading, so acknowledgements still flow.
+    let mut publisher = false;
+    let mut pause = shared.pause.subscribe();
+    'conn: loop {
+        let paused = publisher && *pause.borrow_and_update();
         tokio::select! {
-            _ = outbox.ready() => {
-                let (queue, close) = outbox.take();
-                for p in queue {
-                    if !codec.encode(p, &mut wbuf) {
-                        shared.stats.encode_errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                if !wbuf.is_empty() {
-                    if wr.write_all(&wbuf).await.is_err() {
-                        break;
-                    }
-                    wbuf = BytesMut::new();
-                }
-                if close {
-                    break;
+            r = pause.changed(), if paused => {
+                if r.is_err() {
+                    break 'conn;
                 }
             }
-            r = read_some(&mut rd, &mut buf, cfg.read_chunk_bytes) => {
+            _ = outbox.ready() => {
+                match flush(&outbox, &mut codec, &mut wbuf, &mut wr, &shared).await {
+                    Flushed::More => {}
+                    Flushed::Close => break 'conn,
+                }
+            }
+            r = read_some(&mut rd, &mut buf, cfg.read_chunk_bytes), if !paused => {
                 match r {
-                    Ok(0) | Err(_) => break,
+                    Ok(0) | Err(_) => break 'conn,
                     Ok(_) => {}
                 }
                 let mut packets = Vec::new();
                 let res = codec.decode_all(&mut buf, cfg.max_packet_bytes, &mut packets);
                 if !packets.is_empty() {
                     connected = true;
-                    if events.send(Event::Packets { conn, packets }).await.is_err() {
-                        break;
+                    publisher = publisher
+                        || packets.iter().any(|p| {
+                            matches!(
+                                p,
+                                Packet::V3(v3::Packet::Publish(_)) | Packet::V5(v5::Packet::Publish(_))
+                            )
+                        });
+                    // Hand the packets over, but keep writing while the broker task is
+                    // busy: it may be waiting for this very connection to drain.
+                    let mut ev = Some(Event::Packets { conn, packets });
+                    while let Some(e) = ev.take() {
+                        tokio::select! {
+                            permit = events.reserve() => match permit {
+                                Ok(p) => p.send(e),
+                                Err(_) => break 'conn,
+                            },
+                            _ = outbox.ready() => {
+                                ev = Some(e);
+                                if let Flushed::Close = flush(&outbox, &mut codec, &mut wbuf, &mut wr, &shared).await {
+                                    break 'conn;
+                                }
+                            }
+                        }
                     }
                 }
                 if let Err(e) = res {
@@ -186,7 +235,7 @@ pub(crate) async fn run<R: Reader, W: AsyncWrite + Unpin + Send>(
                             let _ = wr.write_all(&out).await;
                         }
                     }
-                    break;
+                    break 'conn;
                 }
                 if buf.is_empty() {
                     buf = BytesMut::new();
@@ -194,10 +243,11 @@ pub(crate) async fn run<R: Reader, W: AsyncWrite + Unpin + Send>(
             }
             _ = &mut connect_deadline, if !connected => {
                 shared.count_malformed("connect_timeout");
-                break;
+                break 'conn;
             }
         }
     }
+    outbox.close();
     let _ = wr.shutdown().await;
     let _ = events.send(Event::Closed { conn }).await;
 }

@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 
 use crate::authz::Identity;
 use crate::config::MqttConfig;
-use crate::server::{Counters, Event};
+use crate::server::Counters;
 
 /// Topic filters whose publishes are durable before they are acknowledged.
 pub const DURABLE_FILTERS: [&str; 4] = [
@@ -92,45 +92,90 @@ pub(crate) struct Ingest {
     pub devices: Arc<Devices>,
     pub positions: PositionLookup,
     pub counters: Arc<Counters>,
-    pub events: mpsc::Sender<Event>,
+    /// Outcomes back to the broker task. Unbounded in type, bounded in fact: at most
+    /// `MAX_BATCHES_IN_FLIGHT` batches are awaited, and the broker task takes outcomes
+    /// whenever it is not itself waiting for this task to take jobs.
+    pub persisted: mpsc::UnboundedSender<Outcomes>,
     pub limits: Limits,
     pub sparkplug: spb::Decoder,
 }
 
+/// Batches whose durability is awaited at once; beyond it the task stops taking jobs
+/// (and the broker task, then the publishers, wait).
+const MAX_BATCHES_IN_FLIGHT: usize = 64;
+
+/// Durability outcomes of one batch, in publish order.
+pub(crate) type Outcomes = Vec<(PersistToken, Outcome)>;
+
 /// Runs the ingest task until the broker task goes away.
+///
+/// Each batch is appended to the engine at once, in arrival order (so history and the
+/// picture see publishes in the order they came), and its durability is awaited in a
+/// `FuturesOrdered`, so outcomes reach the broker in the same order: QoS 1 messages on a
+/// topic are routed in the order they were published, as MQTT requires.
 pub(crate) async fn run(mut ing: Ingest, mut jobs: mpsc::Receiver<Vec<Job>>) {
-    while let Some(batch) = jobs.recv().await {
+    use futures_util::StreamExt;
+    use futures_util::stream::FuturesOrdered;
+    let mut waiting: FuturesOrdered<
+        std::pin::Pin<Box<dyn std::future::Future<Output = Outcomes> + Send>>,
+    > = FuturesOrdered::new();
+    loop {
+        tokio::select! {
+            batch = jobs.recv(), if waiting.len() < MAX_BATCHES_IN_FLIGHT => {
+                let Some(batch) = batch else { break };
+                waiting.push_back(ing.submit(batch));
+            }
+            Some(outcomes) = waiting.next(), if !waiting.is_empty() => {
+                if ing.persisted.send(outcomes).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    while let Some(outcomes) = waiting.next().await {
+        let _ = ing.persisted.send(outcomes);
+    }
+}
+
+impl Ingest {
+    /// Decodes a batch, appends its reports, and returns the future of its outcomes.
+    fn submit(
+        &mut self,
+        batch: Vec<Job>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcomes> + Send>> {
         let mut reports: Vec<Report> = Vec::new();
         // Per job: (token, first report index, report count, outcome if already decided).
         let mut spans: Vec<(PersistToken, usize, usize, Option<Outcome>)> = Vec::new();
         for job in batch {
             let start = reports.len();
-            match ing.decode(&job, &mut reports) {
-                Ok(()) => {
-                    tracing::trace!(topic = %job.publish.topic, reports = reports.len() - start, "MQTT durable publish decoded");
-                    spans.push((job.token, start, reports.len() - start, None));
-                }
+            match self.decode(&job, &mut reports) {
+                Ok(()) => spans.push((job.token, start, reports.len() - start, None)),
                 Err(r) => {
                     reports.truncate(start);
-                    ing.counters.publish_refused(r.label);
+                    self.counters.publish_refused(r.label);
                     tracing::debug!(topic = %job.publish.topic, reason = r.label, detail = %r.detail, "MQTT publish refused");
                     spans.push((job.token, start, 0, Some(Outcome::Refused(r.code))));
                 }
             }
         }
-        let sink = ing.sink.clone();
-        let events = ing.events.clone();
-        // The submission is awaited on its own task so the next batch can be decoded
-        // while this one waits for its group commit.
-        tokio::spawn(async move {
-            let result = if reports.is_empty() {
-                Ok(Vec::new())
-            } else {
-                sink.submit(reports)
-                    .await
-                    .map(|r| r.rejected.iter().map(|x| x.index).collect::<Vec<_>>())
+        let appended = if reports.is_empty() {
+            Ok((Vec::new(), None))
+        } else {
+            self.sink.submit_unacked(reports).map(|r| {
+                (
+                    r.rejected.iter().map(|x| x.index).collect::<Vec<_>>(),
+                    Some(r.ticket),
+                )
+            })
+        };
+        let sink = self.sink.clone();
+        Box::pin(async move {
+            let result = match appended {
+                Ok((rejected, Some(ticket))) => sink.wait_durable(ticket).await.map(|()| rejected),
+                Ok((rejected, None)) => Ok(rejected),
+                Err(e) => Err(e),
             };
-            let outcomes = spans
+            spans
                 .into_iter()
                 .map(|(token, start, n, decided)| {
                     let o = match (decided, &result) {
@@ -150,13 +195,10 @@ pub(crate) async fn run(mut ing: Ingest, mut jobs: mpsc::Receiver<Vec<Job>>) {
                     };
                     (token, o)
                 })
-                .collect();
-            let _ = events.send(Event::Persisted(outcomes)).await;
-        });
+                .collect()
+        })
     }
-}
 
-impl Ingest {
     fn decode(&mut self, job: &Job, out: &mut Vec<Report>) -> Result<(), Refuse> {
         let topic: &str = &job.publish.topic;
         if topic.starts_with("spBv1.0/") {

@@ -3,9 +3,14 @@
 //!
 //! It is a plain deque behind a mutex rather than a channel: an idle connection then holds
 //! no buffer at all (a channel keeps a block of slots per connection), which is what keeps
-//! 10,000 idle connections cheap. Its size is bounded in bytes: past the soft limit QoS 0
-//! deliveries are dropped and counted; past the hard limit the connection is closed as too
-//! slow, so one stuck subscriber never grows the server's memory nor slows anyone else.
+//! 10,000 idle connections cheap.
+//!
+//! Its size is counted in bytes, from the push until the bytes are written to the socket.
+//! Above `soft` the broker task stops taking input until the writer brings it back under
+//! `soft / 2` (backpressure: publishers wait rather than messages being lost), but only for
+//! `slow_consumer_ms`; a connection that cannot drain in that time is marked slow, and
+//! from then on QoS 0 deliveries to it beyond `soft` are dropped and counted, so one slow
+//! subscriber never holds everyone else back for long. Past `hard` the connection is closed.
 
 use std::collections::VecDeque;
 
@@ -17,9 +22,11 @@ use tokio::sync::Notify;
 /// Outcome of [`Outbox::push`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pushed {
-    /// Queued.
+    /// Queued, at or under the soft limit.
     Queued,
-    /// A QoS 0 delivery dropped: the queue is past the soft limit.
+    /// Queued, over the soft limit: the broker task should wait for the writer.
+    Full,
+    /// A QoS 0 delivery to a slow connection dropped.
     Dropped,
     /// The queue is past the hard limit: close the connection.
     Overflow,
@@ -30,15 +37,21 @@ pub(crate) enum Pushed {
 #[derive(Default)]
 struct State {
     queue: VecDeque<Packet>,
+    /// Bytes queued or being written.
     bytes: usize,
     close: bool,
+    /// Marked slow: QoS 0 beyond the soft limit is dropped rather than waited for.
+    slow: bool,
 }
 
 /// See the module documentation.
 #[derive(Default)]
 pub(crate) struct Outbox {
     state: Mutex<State>,
+    /// Wakes the writer.
     notify: Notify,
+    /// Wakes the broker task waiting for this outbox to drain.
+    drained: Notify,
 }
 
 /// Approximate encoded size of `p`, for the byte bound.
@@ -63,7 +76,7 @@ impl Outbox {
         if s.close {
             return Pushed::Closed;
         }
-        if s.bytes + size > soft && is_qos0_publish(&p) {
+        if s.slow && s.bytes + size > soft && is_qos0_publish(&p) {
             return Pushed::Dropped;
         }
         if s.bytes + size > hard {
@@ -71,13 +84,48 @@ impl Outbox {
         }
         s.bytes += size;
         s.queue.push_back(p);
-        Pushed::Queued
+        if s.bytes > soft {
+            Pushed::Full
+        } else {
+            Pushed::Queued
+        }
+    }
+
+    /// Bytes queued or being written.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
+        self.state.lock().bytes
+    }
+
+    /// Marks the connection slow (or not).
+    pub(crate) fn set_slow(&self, slow: bool) {
+        self.state.lock().slow = slow;
+    }
+
+    /// True if marked slow.
+    pub(crate) fn is_slow(&self) -> bool {
+        self.state.lock().slow
+    }
+
+    /// Waits until at most `low` bytes are queued (or the connection closes).
+    pub(crate) async fn wait_drained(&self, low: usize) {
+        loop {
+            let notified = self.drained.notified();
+            {
+                let s = self.state.lock();
+                if s.close || s.bytes <= low {
+                    return;
+                }
+            }
+            notified.await;
+        }
     }
 
     /// Asks the writer to flush what is queued, then close.
     pub(crate) fn close(&self) {
         self.state.lock().close = true;
         self.notify.notify_one();
+        self.drained.notify_waiters();
     }
 
     /// Wakes the writer.
@@ -98,11 +146,24 @@ impl Outbox {
         }
     }
 
-    /// Takes everything queued; `true` if the connection must close after writing it.
-    pub(crate) fn take(&self) -> (VecDeque<Packet>, bool) {
+    /// Takes everything queued; `true` if the connection must close after writing it. The
+    /// bytes stay counted until [`Outbox::written`].
+    pub(crate) fn take(&self) -> (VecDeque<Packet>, usize, bool) {
         let mut s = self.state.lock();
-        s.bytes = 0;
-        (std::mem::take(&mut s.queue), s.close)
+        let queue = std::mem::take(&mut s.queue);
+        let n = queue.iter().map(size_of).sum();
+        (queue, n, s.close)
+    }
+
+    /// The writer wrote `n` bytes taken with [`Outbox::take`].
+    pub(crate) fn written(&self, n: usize) {
+        let mut s = self.state.lock();
+        s.bytes = s.bytes.saturating_sub(n);
+        if s.queue.is_empty() {
+            s.slow = false;
+        }
+        drop(s);
+        self.drained.notify_waiters();
     }
 }
 
@@ -126,7 +187,7 @@ mod tests {
     }
 
     #[test]
-    fn soft_limit_drops_qos0_hard_limit_overflows() {
+    fn soft_limit_reports_full_slow_drops_qos0_hard_limit_overflows() {
         let o = Outbox::default();
         assert_eq!(
             o.push(publish(QoS::AtMostOnce, 100), 200, 400),
@@ -134,27 +195,32 @@ mod tests {
         );
         assert_eq!(
             o.push(publish(QoS::AtMostOnce, 100), 200, 400),
+            Pushed::Full
+        );
+        o.set_slow(true);
+        assert_eq!(
+            o.push(publish(QoS::AtMostOnce, 100), 200, 400),
             Pushed::Dropped
         );
         assert_eq!(
             o.push(publish(QoS::AtLeastOnce, 100), 200, 400),
-            Pushed::Queued
+            Pushed::Full
         );
         assert_eq!(
             o.push(publish(QoS::AtLeastOnce, 300), 200, 400),
             Pushed::Overflow
         );
-        let (q, close) = o.take();
-        assert_eq!((q.len(), close), (2, false));
-        assert_eq!(
-            o.push(publish(QoS::AtMostOnce, 100), 200, 400),
-            Pushed::Queued
-        );
+        let (q, n, close) = o.take();
+        assert_eq!((q.len(), close), (3, false));
+        assert_eq!(o.bytes(), n, "taken bytes stay counted until written");
+        o.written(n);
+        assert_eq!(o.bytes(), 0);
+        assert!(!o.is_slow(), "a drained connection is no longer slow");
         o.close();
         assert_eq!(
             o.push(publish(QoS::AtMostOnce, 1), 200, 400),
             Pushed::Closed
         );
-        assert!(o.take().1);
+        assert!(o.take().2);
     }
 }

@@ -69,6 +69,9 @@ pub(crate) struct Counters {
     published_entities: Counter,
     commands_sent: Counter,
     bridge_dropped: Counter,
+    slow_marked: Counter,
+    paused: Counter,
+    gave_up: Counter,
 }
 
 impl Counters {
@@ -106,6 +109,18 @@ impl Counters {
                 "mqtt_commands_sent",
                 "Device commands published on rampart/v1/{device}/cmd",
             ),
+            paused: m.register_counter(
+                "mqtt_publishers_paused",
+                "Times publishers were paused because a connected subscriber's session queue was congested",
+            ),
+            gave_up: m.register_counter(
+                "mqtt_congestion_gave_up",
+                "Times a congestion outlasted slow_consumer_ms and publishers resumed",
+            ),
+            slow_marked: m.register_counter(
+                "mqtt_slow_consumers_marked",
+                "MQTT connections that could not drain within slow_consumer_ms",
+            ),
             bridge_dropped: m.register_counter(
                 "mqtt_bridge_outbound_dropped",
                 "Local messages not forwarded to a bridge because its queue was full",
@@ -140,6 +155,8 @@ pub struct Stats {
 /// State shared by the listeners, the connection tasks and the broker task.
 pub(crate) struct Shared {
     pub events: mpsc::Sender<Event>,
+    /// True while publishers must not be read (a connected subscriber is congested).
+    pub pause: tokio::sync::watch::Sender<bool>,
     pub cfg: MqttConfig,
     pub stats: Arc<Stats>,
     counters: Arc<Counters>,
@@ -184,6 +201,7 @@ impl MqttEdge {
         let counters = Arc::new(Counters::new(&deps.metrics));
         let (events_tx, events_rx) = mpsc::channel(cfg.event_queue.max(1));
         let (jobs_tx, jobs_rx) = mpsc::channel(cfg.persist_queue.max(1));
+        let (persisted_tx, persisted_rx) = mpsc::unbounded_channel();
         let mut bcfg = Config::with_durable(DURABLE_FILTERS)
             .map_err(|e| anyhow::anyhow!("durable topic filters: {e:?}"))?;
         bcfg.limits = cfg.limits();
@@ -246,6 +264,7 @@ impl MqttEdge {
         }
         let shared = Arc::new(Shared {
             events: events_tx.clone(),
+            pause: tokio::sync::watch::Sender::new(false),
             cfg: cfg.clone(),
             stats: Arc::new(Stats::default()),
             counters: counters.clone(),
@@ -257,7 +276,7 @@ impl MqttEdge {
             devices: deps.devices.clone(),
             positions: deps.positions,
             counters: counters.clone(),
-            events: events_tx.clone(),
+            persisted: persisted_tx,
             limits: deps.limits,
             sparkplug: rampart_codec_sparkplug::Decoder::new(
                 rampart_codec_sparkplug::Limits::default(),
@@ -309,14 +328,19 @@ impl MqttEdge {
             jobs: jobs_tx,
             shared: shared.clone(),
             touched: Vec::new(),
+            full: Vec::new(),
             pending_jobs: Vec::new(),
             wake_devices: Vec::new(),
             dirty: false,
             snapshot_path,
             last_metrics: rampart_mqtt_broker::Metrics::default(),
             bridges,
+            paused_since: None,
+            deferred: std::collections::VecDeque::new(),
+            deferred_conns: std::collections::HashSet::new(),
+            gave_up: false,
         };
-        tokio::spawn(actor.run(events_rx));
+        tokio::spawn(actor.run(events_rx, persisted_rx));
         Ok(Arc::new(MqttEdge { shared }))
     }
 
@@ -483,6 +507,8 @@ struct Actor {
     jobs: mpsc::Sender<Vec<Job>>,
     shared: Arc<Shared>,
     touched: Vec<ConnId>,
+    /// Connections over their soft outbound limit in this round: wait for them to drain.
+    full: Vec<ConnId>,
     pending_jobs: Vec<Job>,
     wake_devices: Vec<Arc<str>>,
     dirty: bool,
@@ -490,10 +516,22 @@ struct Actor {
     last_metrics: rampart_mqtt_broker::Metrics,
     /// Each bridge's local filters and the queue of messages it forwards out.
     bridges: Vec<(Vec<String>, mpsc::Sender<Publish>)>,
+    /// Since when publishers are paused for a congested subscriber.
+    paused_since: Option<Instant>,
+    /// Publish-bearing events held while a subscriber is congested, in arrival order.
+    deferred: std::collections::VecDeque<Event>,
+    deferred_conns: std::collections::HashSet<ConnId>,
+    /// Congestion outlasted `slow_consumer_ms`: publishers run again (the session queue's
+    /// limit applies, drops counted) until the congestion clears.
+    gave_up: bool,
 }
 
 impl Actor {
-    async fn run(mut self, mut rx: mpsc::Receiver<Event>) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Event>,
+        mut persisted: mpsc::UnboundedReceiver<crate::ingest::Outcomes>,
+    ) {
         let mut events = Vec::with_capacity(EVENT_BATCH);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -514,8 +552,15 @@ impl Actor {
                             let _ = done.send(());
                             continue;
                         }
-                        self.handle(ev, now);
+                        self.handle_or_defer(ev, now);
                     }
+                    self.resume_deferred(now);
+                    self.flush().await;
+                }
+                Some(outcomes) = persisted.recv() => {
+                    let now = Instant::now();
+                    self.handle(Event::Persisted(outcomes), now);
+                    self.resume_deferred(now);
                     self.flush().await;
                 }
                 _ = tick.tick() => {
@@ -523,7 +568,9 @@ impl Actor {
                     let actions = self.broker.tick(now);
                     self.dispatch(actions, now);
                     self.devices.expire(rampart_model::Timestamp::now());
+                    self.update_pause(now);
                     self.sync_metrics();
+                    self.resume_deferred(now);
                     self.flush().await;
                 }
                 _ = snap_tick.tick() => {
@@ -532,6 +579,44 @@ impl Actor {
                     }
                 }
             }
+        }
+    }
+
+    /// Handles `ev`, unless it carries publishes while a subscriber is congested: then it
+    /// waits in `deferred` (with every later event of its connection, to keep order) until
+    /// the congestion clears. Acknowledgements and everything else go on, which is what
+    /// clears it. The deferral is bounded: past `4 × event_queue` events it stops.
+    fn handle_or_defer(&mut self, ev: Event, now: Instant) {
+        if let Event::Packets { conn, packets } = &ev {
+            let from_deferred = self.deferred_conns.contains(conn);
+            let holding = self.broker.congested() && !self.gave_up;
+            let has_publish = || {
+                packets.iter().any(|p| {
+                    matches!(
+                        p,
+                        Packet::V3(v3::Packet::Publish(_)) | Packet::V5(v5::Packet::Publish(_))
+                    )
+                })
+            };
+            let room = self.deferred.len() < self.shared.cfg.event_queue.saturating_mul(4);
+            if room && (from_deferred || (holding && has_publish())) {
+                self.deferred_conns.insert(*conn);
+                self.deferred.push_back(ev);
+                return;
+            }
+        }
+        self.handle(ev, now);
+    }
+
+    /// Handles deferred events once the congestion that held them clears.
+    fn resume_deferred(&mut self, now: Instant) {
+        while !self.deferred.is_empty() && !(self.broker.congested() && !self.gave_up) {
+            if let Some(ev) = self.deferred.pop_front() {
+                self.handle(ev, now);
+            }
+        }
+        if self.deferred.is_empty() {
+            self.deferred_conns.clear();
         }
     }
 
@@ -626,6 +711,10 @@ impl Actor {
                     };
                     match o.push(packet, soft, hard) {
                         Pushed::Queued => self.touched.push(conn),
+                        Pushed::Full => {
+                            self.touched.push(conn);
+                            self.full.push(conn);
+                        }
                         Pushed::Dropped => {
                             self.shared.counters.dropped_qos0.inc();
                         }
@@ -698,6 +787,73 @@ impl Actor {
             let jobs = std::mem::take(&mut self.pending_jobs);
             // Waiting here is the backpressure when the engine cannot keep up.
             let _ = self.jobs.send(jobs).await;
+        }
+        self.wait_for_full().await;
+        self.update_pause(Instant::now());
+    }
+
+    /// Pauses reading from publishers while a connected subscriber's session queue is
+    /// congested, for at most `slow_consumer_ms` at a time.
+    fn update_pause(&mut self, now: Instant) {
+        let congested = self.broker.congested();
+        if !congested {
+            self.gave_up = false;
+        }
+        let patience = Duration::from_millis(self.shared.cfg.slow_consumer_ms);
+        let want = congested && !self.gave_up;
+        match (want, self.paused_since) {
+            (true, None) => {
+                self.paused_since = Some(now);
+                self.shared.counters.paused.inc();
+                self.shared.pause.send_replace(true);
+            }
+            (true, Some(since)) if now.duration_since(since) > patience => {
+                self.gave_up = true;
+                self.paused_since = None;
+                self.shared.counters.gave_up.inc();
+                tracing::warn!(
+                    "an MQTT subscriber stayed congested for slow_consumer_ms: publishers resume, its queue limit applies"
+                );
+                self.shared.pause.send_replace(false);
+            }
+            (false, Some(_)) => {
+                self.paused_since = None;
+                self.shared.pause.send_replace(false);
+            }
+            _ => {}
+        }
+    }
+
+    /// Backpressure: while a connection's outbound queue is over its soft limit, take no
+    /// more input (publishers wait in their sockets) until it drains to half, for at most
+    /// `slow_consumer_ms`; a connection that cannot is marked slow and no longer waited for.
+    async fn wait_for_full(&mut self) {
+        if self.full.is_empty() {
+            return;
+        }
+        let mut full = std::mem::take(&mut self.full);
+        full.sort_unstable();
+        full.dedup();
+        let low = self.shared.cfg.max_outbound_bytes / 2;
+        let patience = Duration::from_millis(self.shared.cfg.slow_consumer_ms);
+        for conn in full {
+            let Some(o) = self.conns.get(&conn).cloned() else {
+                continue;
+            };
+            if o.is_slow() {
+                continue;
+            }
+            if tokio::time::timeout(patience, o.wait_drained(low))
+                .await
+                .is_err()
+            {
+                o.set_slow(true);
+                self.shared.counters.slow_marked.inc();
+                tracing::debug!(
+                    conn = conn.0,
+                    "MQTT subscriber marked slow: QoS 0 beyond its queue is dropped"
+                );
+            }
         }
     }
 

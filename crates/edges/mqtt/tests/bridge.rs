@@ -234,6 +234,26 @@ fn client_round_trip_mqtt5() {
 }
 
 #[test]
+fn keepalive_pings_keep_an_idle_connection_open() {
+    let m = Mosquitto::start();
+    rt().block_on(async {
+        let mut o = ConnectOptions::new("idle");
+        o.keepalive_secs = 1;
+        let (c, mut inbox) = client::connect(&m.addr(), o).await.unwrap();
+        c.subscribe(&[Subscription::new("ka", QoS::AtMostOnce)])
+            .await
+            .unwrap();
+        // Mosquitto closes a client silent for 1.5 keepalive periods; PINGREQs prevent it.
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        assert!(!c.is_closed(), "{:?}", c.close_reason());
+        c.publish_acked(client::message("ka", "still here", QoS::AtLeastOnce, false))
+            .await
+            .unwrap();
+        assert_eq!(next(&mut inbox).await.payload, &b"still here"[..]);
+    });
+}
+
+#[test]
 fn refused_connection_is_a_typed_error() {
     let m = Mosquitto::start();
     rt().block_on(async {
@@ -507,5 +527,63 @@ fn bridge_drops_and_counts_when_the_local_queue_is_full() {
         // message is there.
         assert_eq!(local_in.recv().await.unwrap().payload, &b"0"[..]);
         assert_eq!(stats.connected.load(Ordering::Relaxed), 1);
+    });
+}
+
+#[test]
+fn bridge_over_tls() {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let tls_lines = format!("certfile {}\nkeyfile {}", cert.display(), key.display());
+    let m = Mosquitto::start_with(&tls_lines, dir);
+    let mut cfg = bridge_config(&m.addr(), 5);
+    cfg.tls = true;
+    cfg.tls_ca_file = Some(cert.clone());
+    cfg.tls_server_name = Some("localhost".into());
+    rt().block_on(async {
+        // Without the CA file the bridge refuses to start and says why.
+        let mut bad = cfg.clone();
+        bad.tls_ca_file = Some(cert.with_file_name("missing.pem"));
+        let stats = Arc::new(BridgeStats::default());
+        let (tx, _rx) = mpsc::channel(4);
+        let (_ltx, lrx) = mpsc::channel(4);
+        tokio::time::timeout(WAIT, run_bridge(bad, tx, lrx, stats.clone()))
+            .await
+            .unwrap();
+        assert!(stats.last_error().unwrap().contains("missing.pem"));
+
+        let (to_local, mut local_in) = mpsc::channel(4);
+        let (_local_out, from_local) = mpsc::channel(4);
+        let stats = Arc::new(BridgeStats::default());
+        tokio::spawn(run_bridge(cfg, to_local, from_local, stats.clone()));
+        wait_for("connected over TLS", || {
+            stats.connected.load(Ordering::Relaxed) == 1
+        })
+        .await;
+        // A plain-TCP client cannot talk to the TLS listener, so publish from mosquitto_pub.
+        let port = m.port.to_string();
+        let ca = cert.display().to_string();
+        let ok = tokio::task::spawn_blocking(move || {
+            Command::new("mosquitto_pub")
+                .args(["-h", "localhost", "-p", &port, "--cafile", &ca])
+                .args(["-q", "1", "-t", "site/sensors/tls", "-m", "sealed"])
+                .status()
+                .unwrap()
+                .success()
+        })
+        .await
+        .unwrap();
+        assert!(ok, "mosquitto_pub over TLS");
+        let p = tokio::time::timeout(WAIT, local_in.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (&p.topic[..], &p.payload[..]),
+            ("loc/sensors/tls", &b"sealed"[..])
+        );
     });
 }

@@ -105,6 +105,14 @@ pub trait ReportSink: Send + Sync {
     /// Submits a batch without waiting for durability, for protocols that acknowledge
     /// nothing (CoT streams, UDP feeds). The reports are durable at the next group commit.
     fn submit_unacked(&self, reports: Vec<Report>) -> Result<IngestReceipt, EngineError>;
+
+    /// Resolves once everything up to `ticket` (from [`ReportSink::submit_unacked`]) is
+    /// durable. With the two, a source appends batches in its own order and still waits for
+    /// durability without blocking the next batch.
+    fn wait_durable(
+        &self,
+        ticket: rampart_history::Ticket,
+    ) -> Pin<Box<dyn Future<Output = Result<(), EngineError>> + Send + '_>>;
 }
 
 /// Sees every folded batch, inside the engine's write lock and in fold order, before the
@@ -532,5 +540,12 @@ impl ReportSink for Engine {
 
     fn submit_unacked(&self, reports: Vec<Report>) -> Result<IngestReceipt, EngineError> {
         self.ingest_now(reports, Timestamp::now())
+    }
+
+    fn wait_durable(
+        &self,
+        ticket: rampart_history::Ticket,
+    ) -> Pin<Box<dyn Future<Output = Result<(), EngineError>> + Send + '_>> {
+        Box::pin(Engine::wait_durable(self, ticket))
     }
 }

@@ -5,7 +5,7 @@
 //! while an alert with that key is active (raised or acknowledged), raising it again does
 //! nothing. Clearing moves it to the closed list, which keeps the newest `max_closed`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use rampart_model::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -163,7 +163,7 @@ pub struct AlertEvent {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlertLimits {
-    /// Most active alerts; when full, the oldest acknowledged (else oldest) is cleared to make room.
+    /// Most active alerts; when full, the oldest is cleared to make room (and counted).
     pub max_active: usize,
     /// Most closed (cleared) alerts kept for listing.
     pub max_closed: usize,
@@ -194,7 +194,7 @@ pub enum AckError {
 pub struct AlertStore {
     limits: AlertLimits,
     next_id: u64,
-    active: HashMap<u64, Alert>,
+    active: BTreeMap<u64, Alert>,
     by_key: HashMap<String, u64>,
     closed: VecDeque<Alert>,
     /// Raises suppressed because an alert with the same key was active.
@@ -282,7 +282,12 @@ impl AlertStore {
     }
 
     /// Applies the evaluator's transitions, appending the resulting events to `out`.
-    pub fn apply(&mut self, transitions: Vec<Transition>, now: Timestamp, out: &mut Vec<AlertEvent>) {
+    pub fn apply(
+        &mut self,
+        transitions: Vec<Transition>,
+        now: Timestamp,
+        out: &mut Vec<AlertEvent>,
+    ) {
         for t in transitions {
             match t {
                 Transition::Raise {
@@ -299,14 +304,8 @@ impl AlertStore {
                         continue;
                     }
                     if self.active.len() >= self.limits.max_active.max(1) {
-                        // Make room: the oldest acknowledged alert, else the oldest one.
-                        let victim = self
-                            .active
-                            .values()
-                            .filter(|a| a.state == AlertState::Acknowledged)
-                            .min_by_key(|a| a.id)
-                            .or_else(|| self.active.values().min_by_key(|a| a.id))
-                            .map(|a| a.id);
+                        // Make room: the oldest alert goes (ids increase with time).
+                        let victim = self.active.keys().next().copied();
                         if let Some(id) = victim {
                             self.evicted += 1;
                             self.clear_id(id, now, out);
@@ -358,7 +357,12 @@ impl AlertStore {
     }
 
     /// Acknowledges alert `id` on behalf of `who`. Acknowledging twice keeps the first.
-    pub fn ack(&mut self, id: u64, who: &str, now: Timestamp) -> Result<Option<AlertEvent>, AckError> {
+    pub fn ack(
+        &mut self,
+        id: u64,
+        who: &str,
+        now: Timestamp,
+    ) -> Result<Option<AlertEvent>, AckError> {
         match self.active.get_mut(&id) {
             Some(a) if a.state == AlertState::Raised => {
                 a.state = AlertState::Acknowledged;
@@ -401,7 +405,9 @@ impl AlertStore {
             q.state.is_none_or(|s| a.state == s)
                 && q.min_priority.is_none_or(|p| a.priority >= p)
                 && q.kind.is_none_or(|k| a.kind == k)
-                && q.entity.as_deref().is_none_or(|e| a.entities.iter().any(|x| x == e))
+                && q.entity
+                    .as_deref()
+                    .is_none_or(|e| a.entities.iter().any(|x| x == e))
                 && q.rule_id.as_deref().is_none_or(|r| a.rule_id == r)
                 && q.since.is_none_or(|t| a.raised_at >= t)
         };
@@ -412,14 +418,19 @@ impl AlertStore {
             .filter(keep)
             .cloned()
             .collect();
-        out.sort_by(|a, b| b.id.cmp(&a.id));
+        out.sort_by_key(|a| std::cmp::Reverse(a.id));
         out.truncate(q.limit);
         out
     }
 
     /// Every alert (active and closed), for persistence.
     pub fn all(&self) -> Vec<Alert> {
-        let mut v: Vec<Alert> = self.active.values().chain(self.closed.iter()).cloned().collect();
+        let mut v: Vec<Alert> = self
+            .active
+            .values()
+            .chain(self.closed.iter())
+            .cloned()
+            .collect();
         v.sort_by_key(|a| a.id);
         v
     }
@@ -456,7 +467,11 @@ mod tests {
         out.clear();
         s.apply(vec![raise("k")], Timestamp(3), &mut out);
         assert!(out.is_empty(), "acknowledged is still active");
-        s.apply(vec![Transition::Clear { key: "k".into() }], Timestamp(4), &mut out);
+        s.apply(
+            vec![Transition::Clear { key: "k".into() }],
+            Timestamp(4),
+            &mut out,
+        );
         assert_eq!(out[0].event, AlertState::Cleared);
         assert_eq!(out[0].alert.acked_by.as_deref(), Some("alice"));
         assert_eq!(s.ack(id, "bob", Timestamp(5)), Err(AckError::Cleared(id)));
@@ -469,18 +484,37 @@ mod tests {
 
     #[test]
     fn store_is_bounded_and_restores() {
-        let mut s = AlertStore::new(AlertLimits { max_active: 2, max_closed: 1 });
+        let mut s = AlertStore::new(AlertLimits {
+            max_active: 2,
+            max_closed: 1,
+        });
         let mut out = Vec::new();
-        s.apply(vec![raise("a"), raise("b"), raise("c")], Timestamp(1), &mut out);
+        s.apply(
+            vec![raise("a"), raise("b"), raise("c")],
+            Timestamp(1),
+            &mut out,
+        );
         assert_eq!(s.active_len(), 2);
         assert_eq!(s.evicted, 1);
         assert!(!s.is_active("a"));
         let all = s.all();
         let r = AlertStore::restore(AlertLimits::default(), all);
         assert!(r.is_active("b") && r.is_active("c"));
-        assert_eq!(r.list(&AlertQuery { limit: 10, ..Default::default() }).len(), 3);
         assert_eq!(
-            r.list(&AlertQuery { limit: 10, state: Some(AlertState::Cleared), ..Default::default() }).len(),
+            r.list(&AlertQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .len(),
+            3
+        );
+        assert_eq!(
+            r.list(&AlertQuery {
+                limit: 10,
+                state: Some(AlertState::Cleared),
+                ..Default::default()
+            })
+            .len(),
             1
         );
     }

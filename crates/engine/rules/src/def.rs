@@ -87,7 +87,9 @@ impl DefError {
 }
 
 /// Alert priority; emergencies are always [`Priority::Emergency`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
     /// Informational.
@@ -140,7 +142,11 @@ impl Filter {
         if self.types.len() > lim.max_filter_types {
             return Err(DefError::new(
                 format!("{field}.types"),
-                format!("{} type prefixes; at most {}", self.types.len(), lim.max_filter_types),
+                format!(
+                    "{} type prefixes; at most {}",
+                    self.types.len(),
+                    lim.max_filter_types
+                ),
             ));
         }
         if self.uids.len() > lim.max_filter_uids {
@@ -150,7 +156,12 @@ impl Filter {
             ));
         }
         for (i, t) in self.types.iter().enumerate() {
-            if t.is_empty() || t.len() > lim.max_text_len || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_') {
+            if t.is_empty()
+                || t.len() > lim.max_text_len
+                || !t
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+            {
                 return Err(DefError::new(
                     format!("{field}.types[{i}]"),
                     format!("{t:?} is not a CoT type prefix such as \"a-f-G\""),
@@ -159,7 +170,10 @@ impl Filter {
         }
         for (i, u) in self.uids.iter().enumerate() {
             if u.is_empty() || u.len() > lim.max_text_len {
-                return Err(DefError::new(format!("{field}.uids[{i}]"), "must be 1 to max_text_len bytes"));
+                return Err(DefError::new(
+                    format!("{field}.uids[{i}]"),
+                    "must be 1 to max_text_len bytes",
+                ));
             }
         }
         Ok(())
@@ -170,7 +184,8 @@ impl Filter {
 #[inline]
 pub fn type_matches(cot_type: &str, prefix: &str) -> bool {
     cot_type.starts_with(prefix)
-        && (prefix.ends_with('-') || matches!(cot_type.as_bytes().get(prefix.len()), None | Some(b'-')))
+        && (prefix.ends_with('-')
+            || matches!(cot_type.as_bytes().get(prefix.len()), None | Some(b'-')))
 }
 
 /// A polygon: an exterior ring and holes, each a list of `[lon, lat]` (closed or open).
@@ -364,28 +379,55 @@ pub fn validate_id(id: &str, max: usize) -> Result<(), DefError> {
     if id.is_empty() || id.len() > max {
         return Err(DefError::new("id", format!("must be 1 to {max} bytes")));
     }
-    if let Some(c) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))) {
-        return Err(DefError::new("id", format!("character {c:?} is not allowed; use letters, digits, '_', '.', ':' or '-'")));
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')))
+    {
+        return Err(DefError::new(
+            "id",
+            format!("character {c:?} is not allowed; use letters, digits, '_', '.', ':' or '-'"),
+        ));
     }
     Ok(())
 }
 
 fn check_point(field: &str, p: [f64; 2]) -> Result<(), DefError> {
     if !p[0].is_finite() || !(-180.0..=180.0).contains(&p[0]) {
-        return Err(DefError::new(field, format!("longitude {} is outside -180..180 (points are [lon, lat])", p[0])));
+        return Err(DefError::new(
+            field,
+            format!(
+                "longitude {} is outside -180..180 (points are [lon, lat])",
+                p[0]
+            ),
+        ));
     }
     if !p[1].is_finite() || !(-90.0..=90.0).contains(&p[1]) {
-        return Err(DefError::new(field, format!("latitude {} is outside -90..90 (points are [lon, lat])", p[1])));
+        return Err(DefError::new(
+            field,
+            format!(
+                "latitude {} is outside -90..90 (points are [lon, lat])",
+                p[1]
+            ),
+        ));
     }
     Ok(())
 }
 
 fn check_distance(field: &str, what: &str, v: f64, lim: &DefLimits) -> Result<(), DefError> {
     if !v.is_finite() || v <= 0.0 {
-        return Err(DefError::new(field, format!("{what} must be above 0 metres, got {v}")));
+        return Err(DefError::new(
+            field,
+            format!("{what} must be above 0 metres, got {v}"),
+        ));
     }
     if v > lim.max_distance_m {
-        return Err(DefError::new(field, format!("{what} {v} m is above the limit of {} m", lim.max_distance_m)));
+        return Err(DefError::new(
+            field,
+            format!(
+                "{what} {v} m is above the limit of {} m",
+                lim.max_distance_m
+            ),
+        ));
     }
     Ok(())
 }
@@ -406,36 +448,60 @@ pub fn open_ring(ring: &[[f64; 2]]) -> Vec<[f64; 2]> {
 
 fn check_ring(field: &str, ring: &[[f64; 2]], lim: &DefLimits) -> Result<Vec<[f64; 2]>, DefError> {
     if ring.len() > lim.max_vertices {
-        return Err(DefError::new(field, format!("{} vertices; at most {}", ring.len(), lim.max_vertices)));
+        return Err(DefError::new(
+            field,
+            format!("{} vertices; at most {}", ring.len(), lim.max_vertices),
+        ));
     }
     for (i, p) in ring.iter().enumerate() {
         check_point(&format!("{field}[{i}]"), *p)?;
     }
     let open = open_ring(ring);
     if open.len() < 3 {
-        return Err(DefError::new(field, format!("a ring needs at least 3 distinct vertices, got {}", open.len())));
+        return Err(DefError::new(
+            field,
+            format!(
+                "a ring needs at least 3 distinct vertices, got {}",
+                open.len()
+            ),
+        ));
     }
     if let Some((i, j)) = geo::self_intersection(&open) {
         let n = open.len();
         let e = |k: usize| format!("{k} ({:?} → {:?})", open[k], open[(k + 1) % n]);
         return Err(DefError::new(
             field,
-            format!("the ring is self-intersecting: edge {} crosses edge {}", e(i), e(j)),
+            format!(
+                "the ring is self-intersecting: edge {} crosses edge {}",
+                e(i),
+                e(j)
+            ),
         ));
     }
     Ok(open)
 }
 
-fn check_polygon(field: &str, exterior: &[[f64; 2]], holes: &[Vec<[f64; 2]>], lim: &DefLimits) -> Result<(), DefError> {
+fn check_polygon(
+    field: &str,
+    exterior: &[[f64; 2]],
+    holes: &[Vec<[f64; 2]>],
+    lim: &DefLimits,
+) -> Result<(), DefError> {
     let ext = check_ring(&format!("{field}.exterior"), exterior, lim)?;
     if holes.len() > lim.max_holes {
-        return Err(DefError::new(format!("{field}.holes"), format!("{} holes; at most {}", holes.len(), lim.max_holes)));
+        return Err(DefError::new(
+            format!("{field}.holes"),
+            format!("{} holes; at most {}", holes.len(), lim.max_holes),
+        ));
     }
     for (h, hole) in holes.iter().enumerate() {
         let f = format!("{field}.holes[{h}]");
         let open = check_ring(&f, hole, lim)?;
         if let Some(p) = open.iter().find(|p| !geo::ring_contains(&ext, p[0], p[1])) {
-            return Err(DefError::new(f, format!("vertex {p:?} of the hole is outside the exterior ring")));
+            return Err(DefError::new(
+                f,
+                format!("vertex {p:?} of the hole is outside the exterior ring"),
+            ));
         }
     }
     Ok(())
@@ -448,13 +514,24 @@ impl Shape {
             Shape::Polygon { exterior, holes } => check_polygon(field, exterior, holes, lim),
             Shape::MultiPolygon { polygons } => {
                 if polygons.is_empty() {
-                    return Err(DefError::new(format!("{field}.polygons"), "a multipolygon needs at least one polygon"));
+                    return Err(DefError::new(
+                        format!("{field}.polygons"),
+                        "a multipolygon needs at least one polygon",
+                    ));
                 }
                 if polygons.len() > lim.max_parts {
-                    return Err(DefError::new(format!("{field}.polygons"), format!("{} polygons; at most {}", polygons.len(), lim.max_parts)));
+                    return Err(DefError::new(
+                        format!("{field}.polygons"),
+                        format!("{} polygons; at most {}", polygons.len(), lim.max_parts),
+                    ));
                 }
                 for (i, p) in polygons.iter().enumerate() {
-                    check_polygon(&format!("{field}.polygons[{i}]"), &p.exterior, &p.holes, lim)?;
+                    check_polygon(
+                        &format!("{field}.polygons[{i}]"),
+                        &p.exterior,
+                        &p.holes,
+                        lim,
+                    )?;
                 }
                 Ok(())
             }
@@ -464,19 +541,40 @@ impl Shape {
             }
             Shape::Corridor { line, width_m } => {
                 if line.is_empty() {
-                    return Err(DefError::new(format!("{field}.line"), "the corridor is empty: its route needs at least 2 points"));
+                    return Err(DefError::new(
+                        format!("{field}.line"),
+                        "the corridor is empty: its route needs at least 2 points",
+                    ));
                 }
                 if line.len() > lim.max_vertices {
-                    return Err(DefError::new(format!("{field}.line"), format!("{} points; at most {}", line.len(), lim.max_vertices)));
+                    return Err(DefError::new(
+                        format!("{field}.line"),
+                        format!("{} points; at most {}", line.len(), lim.max_vertices),
+                    ));
                 }
                 for (i, p) in line.iter().enumerate() {
                     check_point(&format!("{field}.line[{i}]"), *p)?;
                 }
-                let distinct = open_ring(line).len().max(if line.len() > 1 && line.first() != line.last() { 2 } else { 0 });
+                let distinct =
+                    open_ring(line)
+                        .len()
+                        .max(if line.len() > 1 && line.first() != line.last() {
+                            2
+                        } else {
+                            0
+                        });
                 if line.len() < 2 || distinct < 2 {
-                    return Err(DefError::new(format!("{field}.line"), "the corridor route needs at least 2 distinct points"));
+                    return Err(DefError::new(
+                        format!("{field}.line"),
+                        "the corridor route needs at least 2 distinct points",
+                    ));
                 }
-                check_distance(&format!("{field}.width_m"), "the corridor width", *width_m, lim)
+                check_distance(
+                    &format!("{field}.width_m"),
+                    "the corridor width",
+                    *width_m,
+                    lim,
+                )
             }
         }
     }
@@ -484,7 +582,10 @@ impl Shape {
 
 fn check_text(field: &str, s: &str, lim: &DefLimits) -> Result<(), DefError> {
     if s.len() > lim.max_text_len {
-        return Err(DefError::new(field, format!("{} bytes; at most {}", s.len(), lim.max_text_len)));
+        return Err(DefError::new(
+            field,
+            format!("{} bytes; at most {}", s.len(), lim.max_text_len),
+        ));
     }
     Ok(())
 }
@@ -500,12 +601,18 @@ impl Geofence {
         self.filter.validate("filter", lim)?;
         let t = &self.triggers;
         if !t.enter && !t.exit && t.dwell_secs.is_none() && t.count_above.is_none() {
-            return Err(DefError::new("triggers", "no trigger: set enter, exit, dwell_secs or count_above"));
+            return Err(DefError::new(
+                "triggers",
+                "no trigger: set enter, exit, dwell_secs or count_above",
+            ));
         }
         if let Some(d) = t.dwell_secs
             && (!d.is_finite() || d <= 0.0)
         {
-            return Err(DefError::new("triggers.dwell_secs", format!("must be above 0 seconds, got {d}")));
+            return Err(DefError::new(
+                "triggers.dwell_secs",
+                format!("must be above 0 seconds, got {d}"),
+            ));
         }
         Ok(())
     }
@@ -532,40 +639,71 @@ impl Rule {
             RuleKind::LostComms { filter, after_secs } => {
                 filter.validate("rule.filter", lim)?;
                 if !after_secs.is_finite() || *after_secs <= 0.0 {
-                    return Err(DefError::new("rule.after_secs", format!("must be above 0 seconds, got {after_secs}")));
+                    return Err(DefError::new(
+                        "rule.after_secs",
+                        format!("must be above 0 seconds, got {after_secs}"),
+                    ));
                 }
                 Ok(())
             }
-            RuleKind::Threshold { filter, attribute, raise, clear, min_duration_secs } => {
+            RuleKind::Threshold {
+                filter,
+                attribute,
+                raise,
+                clear,
+                min_duration_secs,
+            } => {
                 filter.validate("rule.filter", lim)?;
                 if !attribute_known(attribute, lim) {
                     let mut known: Vec<&str> = BUILTIN_ATTRIBUTES.to_vec();
                     known.extend(lim.extra_attributes.iter().map(String::as_str));
                     return Err(DefError::new(
                         "rule.attribute",
-                        format!("unknown attribute {attribute:?}; known: {} (add more with [rules] extra_attributes)", known.join(", ")),
+                        format!(
+                            "unknown attribute {attribute:?}; known: {} (add more with [rules] extra_attributes)",
+                            known.join(", ")
+                        ),
                     ));
                 }
                 if !raise.value().is_finite() {
-                    return Err(DefError::new("rule.raise", "the limit must be a finite number"));
+                    return Err(DefError::new(
+                        "rule.raise",
+                        "the limit must be a finite number",
+                    ));
                 }
                 if let Some(c) = clear {
                     if !c.value().is_finite() {
-                        return Err(DefError::new("rule.clear", "the limit must be a finite number"));
+                        return Err(DefError::new(
+                            "rule.clear",
+                            "the limit must be a finite number",
+                        ));
                     }
                     match (raise, c) {
                         (Cmp::Below(r), Cmp::Above(c)) if *c >= *r => {}
                         (Cmp::Above(r), Cmp::Below(c)) if *c <= *r => {}
                         (Cmp::Below(r), _) => {
-                            return Err(DefError::new("rule.clear", format!("a rule raised below {r} must clear above a value of at least {r} (hysteresis)")));
+                            return Err(DefError::new(
+                                "rule.clear",
+                                format!(
+                                    "a rule raised below {r} must clear above a value of at least {r} (hysteresis)"
+                                ),
+                            ));
                         }
                         (Cmp::Above(r), _) => {
-                            return Err(DefError::new("rule.clear", format!("a rule raised above {r} must clear below a value of at most {r} (hysteresis)")));
+                            return Err(DefError::new(
+                                "rule.clear",
+                                format!(
+                                    "a rule raised above {r} must clear below a value of at most {r} (hysteresis)"
+                                ),
+                            ));
                         }
                     }
                 }
                 if !min_duration_secs.is_finite() || *min_duration_secs < 0.0 {
-                    return Err(DefError::new("rule.min_duration_secs", format!("must be 0 or more seconds, got {min_duration_secs}")));
+                    return Err(DefError::new(
+                        "rule.min_duration_secs",
+                        format!("must be 0 or more seconds, got {min_duration_secs}"),
+                    ));
                 }
                 Ok(())
             }
@@ -584,7 +722,10 @@ mod tests {
             name: String::new(),
             shape,
             filter: Filter::default(),
-            triggers: Triggers { enter: true, ..Default::default() },
+            triggers: Triggers {
+                enter: true,
+                ..Default::default()
+            },
             priority: Priority::High,
             enabled: true,
         }
@@ -599,20 +740,39 @@ mod tests {
         let e = g.validate(&DefLimits::default()).unwrap_err();
         assert_eq!(e.field, "shape.exterior");
         assert!(e.reason.contains("self-intersecting"), "{}", e.reason);
-        assert!(e.reason.contains("edge 0") && e.reason.contains("edge 2"), "{}", e.reason);
+        assert!(
+            e.reason.contains("edge 0") && e.reason.contains("edge 2"),
+            "{}",
+            e.reason
+        );
     }
 
     #[test]
     fn bad_radius_empty_corridor_and_bad_hole_are_named() {
         let lim = DefLimits::default();
         for r in [0.0, -5.0, f64::NAN] {
-            let e = fence(Shape::Circle { center: [1.0, 1.0], radius_m: r }).validate(&lim).unwrap_err();
+            let e = fence(Shape::Circle {
+                center: [1.0, 1.0],
+                radius_m: r,
+            })
+            .validate(&lim)
+            .unwrap_err();
             assert_eq!(e.field, "shape.radius_m");
             assert!(e.reason.contains("above 0"), "{}", e.reason);
         }
-        let e = fence(Shape::Corridor { line: vec![], width_m: 10.0 }).validate(&lim).unwrap_err();
+        let e = fence(Shape::Corridor {
+            line: vec![],
+            width_m: 10.0,
+        })
+        .validate(&lim)
+        .unwrap_err();
         assert!(e.reason.contains("empty"), "{}", e.reason);
-        let e = fence(Shape::Corridor { line: vec![[1.0, 1.0]], width_m: 10.0 }).validate(&lim).unwrap_err();
+        let e = fence(Shape::Corridor {
+            line: vec![[1.0, 1.0]],
+            width_m: 10.0,
+        })
+        .validate(&lim)
+        .unwrap_err();
         assert_eq!(e.field, "shape.line");
         let e = fence(Shape::Polygon {
             exterior: vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]],
@@ -621,9 +781,17 @@ mod tests {
         .validate(&lim)
         .unwrap_err();
         assert_eq!(e.field, "shape.holes[0]");
-        let e = fence(Shape::Circle { center: [1.0, 95.0], radius_m: 5.0 }).validate(&lim).unwrap_err();
+        let e = fence(Shape::Circle {
+            center: [1.0, 95.0],
+            radius_m: 5.0,
+        })
+        .validate(&lim)
+        .unwrap_err();
         assert!(e.reason.contains("latitude 95"), "{}", e.reason);
-        let mut g = fence(Shape::Circle { center: [1.0, 1.0], radius_m: 5.0 });
+        let mut g = fence(Shape::Circle {
+            center: [1.0, 1.0],
+            radius_m: 5.0,
+        });
         g.triggers = Triggers::default();
         assert_eq!(g.validate(&lim).unwrap_err().field, "triggers");
     }
@@ -646,8 +814,15 @@ mod tests {
         };
         let e = r.validate(&lim).unwrap_err();
         assert_eq!(e.field, "rule.attribute");
-        assert!(e.reason.contains("unknown attribute \"batery\""), "{}", e.reason);
-        if let RuleKind::Threshold { attribute, clear, .. } = &mut r.rule {
+        assert!(
+            e.reason.contains("unknown attribute \"batery\""),
+            "{}",
+            e.reason
+        );
+        if let RuleKind::Threshold {
+            attribute, clear, ..
+        } = &mut r.rule
+        {
             *attribute = "battery".into();
             *clear = Some(Cmp::Above(10.0));
         }
@@ -655,7 +830,11 @@ mod tests {
         let p = Rule {
             id: "p".into(),
             name: String::new(),
-            rule: RuleKind::Proximity { a: Filter::default(), b: Filter::default(), distance_m: 0.0 },
+            rule: RuleKind::Proximity {
+                a: Filter::default(),
+                b: Filter::default(),
+                distance_m: 0.0,
+            },
             priority: Priority::High,
             enabled: true,
         };

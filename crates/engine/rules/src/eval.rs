@@ -117,8 +117,45 @@ impl<'a> Observation<'a> {
     }
 }
 
+/// A filter with its uid list hashed, so matching is O(type prefixes) whatever the list size.
+struct CFilter {
+    types: Vec<String>,
+    uids: std::collections::HashSet<String, foldhash::fast::RandomState>,
+}
+
+impl CFilter {
+    fn new(f: &Filter) -> CFilter {
+        CFilter {
+            types: f.types.clone(),
+            uids: f.uids.iter().cloned().collect(),
+        }
+    }
+
+    #[inline]
+    fn types_match(&self, cot_type: &str) -> bool {
+        self.types.is_empty()
+            || self
+                .types
+                .iter()
+                .any(|p| crate::def::type_matches(cot_type, p))
+    }
+
+    #[inline]
+    fn matches(&self, uid: &str, cot_type: &str) -> bool {
+        (self.types.is_empty()
+            || self
+                .types
+                .iter()
+                .any(|p| crate::def::type_matches(cot_type, p)))
+            && (self.uids.is_empty() || self.uids.contains(uid))
+    }
+}
+
+/// An exterior ring and its holes, open, `[lon, lat]`.
+type PolyRings = (Vec<[f64; 2]>, Vec<Vec<[f64; 2]>>);
+
 enum Geom {
-    Polys(Vec<(Vec<[f64; 2]>, Vec<Vec<[f64; 2]>>)>),
+    Polys(Vec<PolyRings>),
     Circle { lat: f64, lon: f64, r: f64 },
     Corridor { line: Vec<[f64; 2]>, half: f64 },
 }
@@ -128,7 +165,7 @@ struct CFence {
     name: String,
     bounds: Bounds,
     geom: Geom,
-    filter: Filter,
+    filter: CFilter,
     triggers: Triggers,
     priority: Priority,
 }
@@ -141,9 +178,14 @@ impl CFence {
         }
         match &self.geom {
             Geom::Polys(parts) => parts.iter().any(|(ext, holes)| {
-                geo::ring_contains(ext, lon, lat) && !holes.iter().any(|h| geo::ring_contains(h, lon, lat))
+                geo::ring_contains(ext, lon, lat)
+                    && !holes.iter().any(|h| geo::ring_contains(h, lon, lat))
             }),
-            Geom::Circle { lat: clat, lon: clon, r } => geo::haversine_m(lat, lon, *clat, *clon) <= *r,
+            Geom::Circle {
+                lat: clat,
+                lon: clon,
+                r,
+            } => geo::haversine_m(lat, lon, *clat, *clon) <= *r,
             Geom::Corridor { line, half } => geo::polyline_distance_m(line, lat, lon) <= *half,
         }
     }
@@ -153,7 +195,10 @@ impl CFence {
             Shape::Polygon { exterior, holes } => {
                 let ext = open_ring(exterior);
                 let b = Bounds::of(&ext)?;
-                (Geom::Polys(vec![(ext, holes.iter().map(|h| open_ring(h)).collect())]), b)
+                (
+                    Geom::Polys(vec![(ext, holes.iter().map(|h| open_ring(h)).collect())]),
+                    b,
+                )
             }
             Shape::MultiPolygon { polygons } => {
                 let mut all = Vec::new();
@@ -166,20 +211,34 @@ impl CFence {
                 (Geom::Polys(parts), Bounds::of(&all)?)
             }
             Shape::Circle { center, radius_m } => (
-                Geom::Circle { lat: center[1], lon: center[0], r: *radius_m },
+                Geom::Circle {
+                    lat: center[1],
+                    lon: center[0],
+                    r: *radius_m,
+                },
                 Bounds::around(center[1], center[0], *radius_m * 1.01),
             ),
             Shape::Corridor { line, width_m } => {
                 let half = width_m / 2.0;
-                (Geom::Corridor { line: line.clone(), half }, Bounds::of(line)?.grow_m(half * 1.01))
+                (
+                    Geom::Corridor {
+                        line: line.clone(),
+                        half,
+                    },
+                    Bounds::of(line)?.grow_m(half * 1.01),
+                )
             }
         };
         Some(CFence {
             id: g.id.clone(),
-            name: if g.name.is_empty() { g.id.clone() } else { g.name.clone() },
+            name: if g.name.is_empty() {
+                g.id.clone()
+            } else {
+                g.name.clone()
+            },
             bounds,
             geom,
-            filter: g.filter.clone(),
+            filter: CFilter::new(&g.filter),
             triggers: g.triggers.clone(),
             priority: g.priority,
         })
@@ -187,9 +246,22 @@ impl CFence {
 }
 
 enum CKind {
-    Prox { a: Filter, b: Filter, d: f64 },
-    Lost { filter: Filter, after_ms: i64 },
-    Thr { filter: Filter, attribute: String, raise: Cmp, clear: Option<Cmp>, min_ms: i64 },
+    Prox {
+        a: CFilter,
+        b: CFilter,
+        d: f64,
+    },
+    Lost {
+        filter: CFilter,
+        after_ms: i64,
+    },
+    Thr {
+        filter: CFilter,
+        attribute: String,
+        raise: Cmp,
+        clear: Option<Cmp>,
+        min_ms: i64,
+    },
 }
 
 struct CRule {
@@ -246,6 +318,12 @@ struct EState {
     generation: u64,
     matched: Vec<Match>,
     prox: bool,
+    /// `ROLE_A | ROLE_B` bits it has in any proximity rule.
+    prox_roles: u8,
+    /// The roles under which it is in the proximity grids (at `prox_cell`).
+    prox_in: u8,
+    /// Largest distance of the proximity rules it takes part in.
+    prox_max_d: f64,
     inside: Vec<Inside>,
     lat: f64,
     lon: f64,
@@ -259,12 +337,6 @@ struct EState {
     emergency: bool,
     /// False while the entity is out of the live picture (kept only for lost comms).
     present: bool,
-}
-
-impl EState {
-    fn roles(&self, rule: u32) -> u8 {
-        self.matched.iter().find(|m| m.rule == rule).map_or(0, |m| m.roles)
-    }
 }
 
 /// Counters of the evaluator, for metrics.
@@ -314,18 +386,74 @@ pub struct Evaluator {
     cfg: EvalConfig,
     fences: Vec<CFence>,
     large: Vec<u32>,
-    grid: FastMap<u64, Vec<u32>>,
+    /// Geofences by grid cell, with their bounding boxes inline (tested without touching the
+    /// geofence itself).
+    grid: FastMap<u64, Vec<CellFence>>,
     counts: Vec<u32>,
     count_raised: Vec<bool>,
     rules: Vec<CRule>,
     prox_rules: Vec<u32>,
+    /// Rule filters by listed uid: `(rule, role)`.
+    uid_rules: FastMap<String, Vec<(u32, u8)>>,
+    /// Rule filters without a uid list: `(rule, role)`.
+    generic_rules: Vec<(u32, u8)>,
     generation: u64,
     index: FastMap<Text, u32>,
     states: Vec<Option<EState>>,
     free: Vec<u32>,
-    prox_grid: FastMap<u64, Vec<u32>>,
+    /// Proximity participants by cell: `[0]` those with an `a` role, `[1]` a `b` role.
+    prox_grids: ProxGrids,
     scratch: Vec<u32>,
     stats: EvalStats,
+}
+
+type ProxGrids = [FastMap<u64, Vec<u32>>; 2];
+
+/// A geofence listed in a grid cell: its index and its bounding box in `f32`, rounded
+/// outwards (`[min_lon, min_lat, max_lon, max_lat]`), a prefilter before the exact test.
+#[derive(Clone, Copy, Debug)]
+struct CellFence {
+    fence: u32,
+    b: [f32; 4],
+}
+
+impl CellFence {
+    fn new(fence: u32, b: &Bounds) -> CellFence {
+        // f32 keeps ~7 digits: widen by 1e-4° (about 11 m) so rounding never excludes.
+        const PAD: f64 = 1e-4;
+        CellFence {
+            fence,
+            b: [
+                (b.min_lon - PAD) as f32,
+                (b.min_lat - PAD) as f32,
+                (b.max_lon + PAD) as f32,
+                (b.max_lat + PAD) as f32,
+            ],
+        }
+    }
+}
+
+fn grid_add(g: &mut ProxGrids, key: u64, slot: u32, roles: u8) {
+    for (i, bit) in [(0, ROLE_A), (1, ROLE_B)] {
+        if roles & bit != 0 {
+            g[i].entry(key).or_default().push(slot);
+        }
+    }
+}
+
+fn grid_del(g: &mut ProxGrids, key: u64, slot: u32, roles: u8) {
+    for (i, bit) in [(0, ROLE_A), (1, ROLE_B)] {
+        if roles & bit != 0
+            && let Some(v) = g[i].get_mut(&key)
+        {
+            if let Some(p) = v.iter().position(|x| *x == slot) {
+                v.swap_remove(p);
+            }
+            if v.is_empty() {
+                g[i].remove(&key);
+            }
+        }
+    }
 }
 
 fn cell_key(ix: i64, iy: i64) -> u64 {
@@ -333,7 +461,10 @@ fn cell_key(ix: i64, iy: i64) -> u64 {
 }
 
 fn cell_of(lat: f64, lon: f64, size: f64) -> (i64, i64) {
-    (((lon + 180.0) / size).floor() as i64, ((lat + 90.0) / size).floor() as i64)
+    (
+        ((lon + 180.0) / size).floor() as i64,
+        ((lat + 90.0) / size).floor() as i64,
+    )
 }
 
 fn display(uid: &str, callsign: Option<&str>) -> Text {
@@ -346,7 +477,10 @@ fn display(uid: &str, callsign: Option<&str>) -> Text {
 fn truthy(v: &AttrValue) -> bool {
     match v {
         AttrValue::Num(n) => *n != 0.0 && n.is_finite(),
-        AttrValue::Text(t) => matches!(t.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on"),
+        AttrValue::Text(t) => matches!(
+            t.trim().to_ascii_lowercase().as_str(),
+            "true" | "1" | "yes" | "on"
+        ),
     }
 }
 
@@ -374,11 +508,13 @@ impl Evaluator {
             count_raised: Vec::new(),
             rules: Vec::new(),
             prox_rules: Vec::new(),
+            uid_rules: FastMap::default(),
+            generic_rules: Vec::new(),
             generation: 1,
             index: FastMap::default(),
             states: Vec::new(),
             free: Vec::new(),
-            prox_grid: FastMap::default(),
+            prox_grids: [FastMap::default(), FastMap::default()],
             scratch: Vec::new(),
             stats: EvalStats::default(),
         }
@@ -389,6 +525,12 @@ impl Evaluator {
         self.stats
     }
 
+    /// True with no geofences and no rules: entities are then not tracked (see
+    /// [`Evaluator::prime`] to catch up when the first definitions arrive).
+    pub fn is_idle(&self) -> bool {
+        self.fences.is_empty() && self.rules.is_empty()
+    }
+
     /// Entities with state.
     pub fn tracked(&self) -> usize {
         self.index.len()
@@ -397,23 +539,46 @@ impl Evaluator {
     /// Replaces the definitions (validated by the caller), keeping the state of entities
     /// (dwell entry times, threshold phases) for geofences and rules that still exist, and
     /// clearing the alerts of those that were removed or disabled.
-    pub fn set_definitions(&mut self, fences: &[Geofence], rules: &[Rule], out: &mut Vec<Transition>) {
-        let new_fences: Vec<CFence> = fences.iter().filter(|g| g.enabled).filter_map(CFence::compile).collect();
+    pub fn set_definitions(
+        &mut self,
+        fences: &[Geofence],
+        rules: &[Rule],
+        out: &mut Vec<Transition>,
+    ) {
+        let new_fences: Vec<CFence> = fences
+            .iter()
+            .filter(|g| g.enabled)
+            .filter_map(CFence::compile)
+            .collect();
         let new_rules: Vec<CRule> = rules
             .iter()
             .filter(|r| r.enabled)
             .map(|r| CRule {
                 id: r.id.clone(),
-                name: if r.name.is_empty() { r.id.clone() } else { r.name.clone() },
+                name: if r.name.is_empty() {
+                    r.id.clone()
+                } else {
+                    r.name.clone()
+                },
                 priority: r.priority,
                 kind: match &r.rule {
-                    RuleKind::Proximity { a, b, distance_m } => CKind::Prox { a: a.clone(), b: b.clone(), d: *distance_m },
+                    RuleKind::Proximity { a, b, distance_m } => CKind::Prox {
+                        a: CFilter::new(a),
+                        b: CFilter::new(b),
+                        d: *distance_m,
+                    },
                     RuleKind::LostComms { filter, after_secs } => CKind::Lost {
-                        filter: filter.clone(),
+                        filter: CFilter::new(filter),
                         after_ms: (after_secs * 1000.0) as i64,
                     },
-                    RuleKind::Threshold { filter, attribute, raise, clear, min_duration_secs } => CKind::Thr {
-                        filter: filter.clone(),
+                    RuleKind::Threshold {
+                        filter,
+                        attribute,
+                        raise,
+                        clear,
+                        min_duration_secs,
+                    } => CKind::Thr {
+                        filter: CFilter::new(filter),
                         attribute: attribute.clone(),
                         raise: *raise,
                         clear: *clear,
@@ -423,28 +588,73 @@ impl Evaluator {
             })
             .collect();
         // Old index → new index, by id.
-        let fence_ids: FastMap<&str, u32> = new_fences.iter().enumerate().map(|(i, f)| (f.id.as_str(), i as u32)).collect();
-        let rule_ids: FastMap<&str, u32> = new_rules.iter().enumerate().map(|(i, r)| (r.id.as_str(), i as u32)).collect();
-        let fence_map: Vec<Option<u32>> = self.fences.iter().map(|f| fence_ids.get(f.id.as_str()).copied()).collect();
-        let rule_map: Vec<Option<u32>> = self.rules.iter().map(|r| rule_ids.get(r.id.as_str()).copied()).collect();
+        let fence_ids: FastMap<&str, u32> = new_fences
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.id.as_str(), i as u32))
+            .collect();
+        let rule_ids: FastMap<&str, u32> = new_rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.as_str(), i as u32))
+            .collect();
+        let fence_map: Vec<Option<u32>> = self
+            .fences
+            .iter()
+            .map(|f| fence_ids.get(f.id.as_str()).copied())
+            .collect();
+        let rule_map: Vec<Option<u32>> = self
+            .rules
+            .iter()
+            .map(|r| rule_ids.get(r.id.as_str()).copied())
+            .collect();
         for (i, f) in self.fences.iter().enumerate() {
             if fence_map[i].is_none() {
-                out.push(Transition::ClearRule { rule_id: f.id.clone() });
+                out.push(Transition::ClearRule {
+                    rule_id: f.id.clone(),
+                });
             }
         }
         for (i, r) in self.rules.iter().enumerate() {
             if rule_map[i].is_none() {
-                out.push(Transition::ClearRule { rule_id: r.id.clone() });
+                out.push(Transition::ClearRule {
+                    rule_id: r.id.clone(),
+                });
             }
         }
-        let old_count_raised: FastMap<String, bool> =
-            self.fences.iter().zip(self.count_raised.iter()).map(|(f, r)| (f.id.clone(), *r)).collect();
+        let old_count_raised: FastMap<String, bool> = self
+            .fences
+            .iter()
+            .zip(self.count_raised.iter())
+            .map(|(f, r)| (f.id.clone(), *r))
+            .collect();
         drop(fence_ids);
         drop(rule_ids);
 
         self.fences = new_fences;
         self.rules = new_rules;
         self.generation += 1;
+        self.uid_rules.clear();
+        self.generic_rules.clear();
+        for (i, r) in self.rules.iter().enumerate() {
+            let filters: Vec<(&CFilter, u8)> = match &r.kind {
+                CKind::Prox { a, b, .. } => vec![(a, ROLE_A), (b, ROLE_B)],
+                CKind::Lost { filter, .. } => vec![(filter, ROLE_LOST)],
+                CKind::Thr { filter, .. } => vec![(filter, ROLE_THR)],
+            };
+            for (f, role) in filters {
+                if f.uids.is_empty() {
+                    self.generic_rules.push((i as u32, role));
+                } else {
+                    for u in &f.uids {
+                        self.uid_rules
+                            .entry(u.clone())
+                            .or_default()
+                            .push((i as u32, role));
+                    }
+                }
+            }
+        }
         self.prox_rules = self
             .rules
             .iter()
@@ -466,53 +676,81 @@ impl Evaluator {
             }
             for ix in x0..=x1 {
                 for iy in y0..=y1 {
-                    self.grid.entry(cell_key(ix, iy)).or_default().push(i as u32);
+                    self.grid
+                        .entry(cell_key(ix, iy))
+                        .or_default()
+                        .push(CellFence::new(i as u32, &f.bounds));
                 }
             }
         }
         // Remap entity state; recompute filters eagerly so ticks see the new rules.
         self.counts = vec![0; self.fences.len()];
-        self.count_raised = self.fences.iter().map(|f| old_count_raised.get(&f.id).copied().unwrap_or(false)).collect();
-        self.prox_grid.clear();
+        self.count_raised = self
+            .fences
+            .iter()
+            .map(|f| old_count_raised.get(&f.id).copied().unwrap_or(false))
+            .collect();
+        self.prox_grids[0].clear();
+        self.prox_grids[1].clear();
         for slot in 0..self.states.len() {
-            let Some(st) = self.states[slot].as_mut() else { continue };
-            st.inside.retain_mut(|ins| match fence_map.get(ins.fence as usize).copied().flatten() {
-                Some(n) => {
-                    ins.fence = n;
-                    true
+            let Some(st) = self.states[slot].as_mut() else {
+                continue;
+            };
+            st.inside.retain_mut(|ins| {
+                match fence_map.get(ins.fence as usize).copied().flatten() {
+                    Some(n) => {
+                        ins.fence = n;
+                        true
+                    }
+                    None => false,
                 }
-                None => false,
             });
             st.inside.sort_by_key(|i| i.fence);
             for ins in &st.inside {
                 self.counts[ins.fence as usize] += 1;
             }
-            st.thr.retain_mut(|t| match rule_map.get(t.rule as usize).copied().flatten() {
-                Some(n) => {
-                    t.rule = n;
-                    true
-                }
-                None => false,
-            });
-            st.lost = st.lost.iter().filter_map(|r| rule_map.get(*r as usize).copied().flatten()).collect();
+            st.thr
+                .retain_mut(|t| match rule_map.get(t.rule as usize).copied().flatten() {
+                    Some(n) => {
+                        t.rule = n;
+                        true
+                    }
+                    None => false,
+                });
+            st.lost = st
+                .lost
+                .iter()
+                .filter_map(|r| rule_map.get(*r as usize).copied().flatten())
+                .collect();
             st.pairs.clear();
             st.prox_cell = None;
         }
         for slot in 0..self.states.len() {
             self.refresh_matches(slot as u32);
-            let Some(st) = self.states[slot].as_mut() else { continue };
+            let Some(st) = self.states[slot].as_mut() else {
+                continue;
+            };
             if st.prox && st.present {
                 let (ix, iy) = cell_of(st.lat, st.lon, self.cfg.proximity_cell_deg);
                 let key = cell_key(ix, iy);
                 st.prox_cell = Some(key);
-                self.prox_grid.entry(key).or_default().push(slot as u32);
+                st.prox_in = st.prox_roles;
+                grid_add(&mut self.prox_grids, key, slot as u32, st.prox_roles);
             }
         }
         // Drop thresholds/lost of rules that no longer match the entity.
         for st in self.states.iter_mut().flatten() {
             let matched = &st.matched;
-            st.thr.retain(|t| matched.iter().any(|m| m.rule == t.rule && m.roles & ROLE_THR != 0));
-            st.lost.retain(|r| matched.iter().any(|m| m.rule == *r && m.roles & ROLE_LOST != 0));
+            st.thr.retain(|t| {
+                matched
+                    .iter()
+                    .any(|m| m.rule == t.rule && m.roles & ROLE_THR != 0)
+            });
+            st.lost.retain(|r| {
+                matched
+                    .iter()
+                    .any(|m| m.rule == *r && m.roles & ROLE_LOST != 0)
+            });
         }
         for f in 0..self.fences.len() {
             self.check_count(f as u32, out);
@@ -520,27 +758,50 @@ impl Evaluator {
     }
 
     fn refresh_matches(&mut self, slot: u32) {
-        let Some(st) = self.states.get_mut(slot as usize).and_then(Option::as_mut) else { return };
+        let Some(st) = self.states.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return;
+        };
         st.matched.clear();
         st.prox = false;
-        for (i, r) in self.rules.iter().enumerate() {
-            let roles = match &r.kind {
-                CKind::Prox { a, b, .. } => {
-                    (if a.matches(&st.uid, &st.cot_type) { ROLE_A } else { 0 })
-                        | (if b.matches(&st.uid, &st.cot_type) { ROLE_B } else { 0 })
-                }
-                CKind::Lost { filter, .. } => {
-                    if filter.matches(&st.uid, &st.cot_type) { ROLE_LOST } else { 0 }
-                }
-                CKind::Thr { filter, .. } => {
-                    if filter.matches(&st.uid, &st.cot_type) { ROLE_THR } else { 0 }
-                }
+        st.prox_roles = 0;
+        st.prox_max_d = 0.0;
+        // Candidates: rules whose filter lists this uid, and rules whose filter has no uid
+        // list. Only their type prefixes remain to check.
+        let listed = self
+            .uid_rules
+            .get(st.uid.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        for &(rule, role) in listed.iter().chain(self.generic_rules.iter()) {
+            let Some(r) = self.rules.get(rule as usize) else {
+                continue;
             };
-            if roles != 0 {
-                st.prox |= roles & (ROLE_A | ROLE_B) != 0;
-                st.matched.push(Match { rule: i as u32, roles });
+            let filter = match (&r.kind, role) {
+                (CKind::Prox { a, .. }, ROLE_A) => a,
+                (CKind::Prox { b, .. }, ROLE_B) => b,
+                (CKind::Lost { filter, .. }, _) | (CKind::Thr { filter, .. }, _) => filter,
+                _ => continue,
+            };
+            if !filter.types_match(&st.cot_type) {
+                continue;
             }
+            if let CKind::Prox { d, .. } = &r.kind {
+                st.prox = true;
+                st.prox_roles |= role;
+                st.prox_max_d = st.prox_max_d.max(*d);
+            }
+            st.matched.push(Match { rule, roles: role });
         }
+        // Sorted by rule, one entry per rule (binary searched by proximity).
+        st.matched.sort_unstable_by_key(|m| m.rule);
+        st.matched.dedup_by(|later, first| {
+            if later.rule == first.rule {
+                first.roles |= later.roles;
+                true
+            } else {
+                false
+            }
+        });
         st.generation = self.generation;
     }
 
@@ -559,6 +820,9 @@ impl Evaluator {
             generation: 0,
             matched: Vec::new(),
             prox: false,
+            prox_roles: 0,
+            prox_in: 0,
+            prox_max_d: 0.0,
             inside: Vec::new(),
             lat: obs.lat,
             lon: obs.lon,
@@ -590,7 +854,9 @@ impl Evaluator {
     /// rebuild state from the live picture after a restart. Restored snapshot state wins.
     pub fn prime(&mut self, obs: &Observation<'_>, last_seen: Timestamp) {
         let known = self.index.contains_key(obs.uid);
-        let Some(slot) = self.slot_for(obs, last_seen.millis()) else { return };
+        let Some(slot) = self.slot_for(obs, last_seen.millis()) else {
+            return;
+        };
         let cell = self.cfg.proximity_cell_deg;
         if !known && let Some(st) = self.states[slot as usize].as_mut() {
             st.last_seen = last_seen.millis();
@@ -602,7 +868,8 @@ impl Evaluator {
                 let (ix, iy) = cell_of(st.lat, st.lon, cell);
                 let key = cell_key(ix, iy);
                 st.prox_cell = Some(key);
-                self.prox_grid.entry(key).or_default().push(slot);
+                st.prox_in = st.prox_roles;
+                grid_add(&mut self.prox_grids, key, slot, st.prox_roles);
             }
         }
     }
@@ -612,10 +879,19 @@ impl Evaluator {
         self.stats.observations += 1;
         let now_ms = now.millis();
         self.emergencies(obs, out);
-        let Some(slot) = self.slot_for(obs, now_ms) else { return };
+        // Without geofences or rules only emergencies and SOS flags matter: keep no state
+        // (and cost nothing) for entities that carry no SOS flag.
+        if self.is_idle() && obs.attributes.is_none_or(|a| !a.contains_key("sos")) {
+            return;
+        }
+        let Some(slot) = self.slot_for(obs, now_ms) else {
+            return;
+        };
         let s = slot as usize;
         let stale_matches = {
-            let Some(st) = self.states[s].as_mut() else { return };
+            let Some(st) = self.states[s].as_mut() else {
+                return;
+            };
             if st.cot_type.as_str() != obs.cot_type {
                 st.cot_type = Text::from(obs.cot_type);
                 st.generation = 0;
@@ -631,21 +907,39 @@ impl Evaluator {
             st.generation != self.generation
         };
         if stale_matches {
-            let had_prox = self.states[s].as_ref().is_some_and(|st| st.prox_cell.is_some());
+            let had_prox = self.states[s]
+                .as_ref()
+                .is_some_and(|st| st.prox_cell.is_some());
             self.refresh_matches(slot);
-            if had_prox && self.states[s].as_ref().is_some_and(|st| !st.prox) {
+            if had_prox
+                && self.states[s]
+                    .as_ref()
+                    .is_some_and(|st| st.prox_roles != st.prox_in)
+            {
                 self.leave_prox_grid(slot, out);
             }
         }
         let mut changed_fences: Vec<u32> = Vec::new();
         {
-            let Evaluator { fences, grid, large, rules, states, scratch, cfg, counts, .. } = self;
+            let Evaluator {
+                fences,
+                grid,
+                large,
+                rules,
+                states,
+                scratch,
+                cfg,
+                counts,
+                ..
+            } = self;
             let Some(st) = states[s].as_mut() else { return };
 
             // A report clears lost comms.
             for r in st.lost.drain(..) {
                 if let Some(rule) = rules.get(r as usize) {
-                    out.push(Transition::Clear { key: format!("lost|{}|{}", rule.id, st.uid) });
+                    out.push(Transition::Clear {
+                        key: format!("lost|{}|{}", rule.id, st.uid),
+                    });
                 }
             }
 
@@ -674,8 +968,24 @@ impl Evaluator {
             // Geofences: the new inside set, into scratch (no allocation once warm).
             scratch.clear();
             let (ix, iy) = cell_of(obs.lat, obs.lon, cfg.fence_cell_deg);
-            let cands = grid.get(&cell_key(ix, iy)).map(Vec::as_slice).unwrap_or(&[]);
-            for &f in cands.iter().chain(large.iter()) {
+            let cands = grid
+                .get(&cell_key(ix, iy))
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            let (la, lo) = (obs.lat as f32, obs.lon as f32);
+            for c in cands {
+                if la < c.b[1] || la > c.b[3] || lo < c.b[0] || lo > c.b[2] {
+                    continue;
+                }
+                let fence = &fences[c.fence as usize];
+                if fence.bounds.contains(obs.lat, obs.lon)
+                    && fence.filter.matches(obs.uid, obs.cot_type)
+                    && fence.contains(obs.lat, obs.lon)
+                {
+                    scratch.push(c.fence);
+                }
+            }
+            for &f in large.iter() {
                 let fence = &fences[f as usize];
                 if fence.bounds.contains(obs.lat, obs.lon)
                     && fence.filter.matches(obs.uid, obs.cot_type)
@@ -689,7 +999,10 @@ impl Evaluator {
                 scratch.dedup();
             }
             let same = scratch.len() == st.inside.len()
-                && scratch.iter().zip(st.inside.iter()).all(|(a, b)| *a == b.fence);
+                && scratch
+                    .iter()
+                    .zip(st.inside.iter())
+                    .all(|(a, b)| *a == b.fence);
             if !same {
                 let old = std::mem::take(&mut st.inside);
                 let mut new_inside = Vec::with_capacity(scratch.len());
@@ -717,7 +1030,11 @@ impl Evaluator {
                             i += 1;
                         }
                         (_, Some(b)) => {
-                            new_inside.push(Inside { fence: b, since: now_ms, dwell_fired: false });
+                            new_inside.push(Inside {
+                                fence: b,
+                                since: now_ms,
+                                dwell_fired: false,
+                            });
                             enter_fence(&fences[b as usize], st, obs, out);
                             counts[b as usize] += 1;
                             changed_fences.push(b);
@@ -730,17 +1047,45 @@ impl Evaluator {
 
             // Thresholds.
             for m in st.matched.iter().filter(|m| m.roles & ROLE_THR != 0) {
-                let Some(rule) = rules.get(m.rule as usize) else { continue };
-                let CKind::Thr { attribute, raise, clear, min_ms, .. } = &rule.kind else { continue };
-                let Some(v) = obs.value(attribute.as_str()) else { continue };
+                let Some(rule) = rules.get(m.rule as usize) else {
+                    continue;
+                };
+                let CKind::Thr {
+                    attribute,
+                    raise,
+                    clear,
+                    min_ms,
+                    ..
+                } = &rule.kind
+                else {
+                    continue;
+                };
+                let Some(v) = obs.value(attribute.as_str()) else {
+                    continue;
+                };
                 match st.thr.iter().position(|t| t.rule == m.rule) {
                     None => {
                         if raise.test(v) {
                             if *min_ms <= 0 {
-                                st.thr.push(Thr { rule: m.rule, phase: Phase::Raised, since: now_ms });
-                                out.push(threshold_raise(rule, &st.uid, &st.name, attribute.as_str(), v, [obs.lon, obs.lat]));
+                                st.thr.push(Thr {
+                                    rule: m.rule,
+                                    phase: Phase::Raised,
+                                    since: now_ms,
+                                });
+                                out.push(threshold_raise(
+                                    rule,
+                                    &st.uid,
+                                    &st.name,
+                                    attribute.as_str(),
+                                    v,
+                                    [obs.lon, obs.lat],
+                                ));
                             } else {
-                                st.thr.push(Thr { rule: m.rule, phase: Phase::Pending, since: now_ms });
+                                st.thr.push(Thr {
+                                    rule: m.rule,
+                                    phase: Phase::Pending,
+                                    since: now_ms,
+                                });
                             }
                         }
                     }
@@ -750,7 +1095,14 @@ impl Evaluator {
                                 st.thr.swap_remove(p);
                             } else if now_ms - st.thr[p].since >= *min_ms {
                                 st.thr[p].phase = Phase::Raised;
-                                out.push(threshold_raise(rule, &st.uid, &st.name, attribute.as_str(), v, [obs.lon, obs.lat]));
+                                out.push(threshold_raise(
+                                    rule,
+                                    &st.uid,
+                                    &st.name,
+                                    attribute.as_str(),
+                                    v,
+                                    [obs.lon, obs.lat],
+                                ));
                             }
                         }
                         Phase::Raised => {
@@ -760,7 +1112,9 @@ impl Evaluator {
                             };
                             if cleared {
                                 st.thr.swap_remove(p);
-                                out.push(Transition::Clear { key: format!("thr|{}|{}", rule.id, st.uid) });
+                                out.push(Transition::Clear {
+                                    key: format!("thr|{}|{}", rule.id, st.uid),
+                                });
                             }
                         }
                     },
@@ -776,10 +1130,14 @@ impl Evaluator {
     }
 
     fn emergencies(&mut self, obs: &Observation<'_>, out: &mut Vec<Transition>) {
-        let Some(what) = emergency_of(obs.cot_type) else { return };
+        let Some(what) = emergency_of(obs.cot_type) else {
+            return;
+        };
         // ATAK emergencies are their own event (uid "<sender>-9-1-1") linked to the sender.
         let sender = obs.text("link.parent_uid").unwrap_or(obs.uid);
-        let cancelled = obs.text("emergency.cancel").is_some_and(|c| c.eq_ignore_ascii_case("true"));
+        let cancelled = obs
+            .text("emergency.cancel")
+            .is_some_and(|c| c.eq_ignore_ascii_case("true"));
         let key = format!("emergency|{sender}");
         match what {
             Some(label) if !cancelled => {
@@ -793,7 +1151,11 @@ impl Evaluator {
                     rule_id: "emergency".into(),
                     kind: AlertKind::Emergency,
                     priority: Priority::Emergency,
-                    entities: if sender == obs.uid { vec![sender.to_string()] } else { vec![sender.to_string(), obs.uid.to_string()] },
+                    entities: if sender == obs.uid {
+                        vec![sender.to_string()]
+                    } else {
+                        vec![sender.to_string(), obs.uid.to_string()]
+                    },
                     message: format!("EMERGENCY {kind_text} from {who}"),
                     position: Some([obs.lon, obs.lat]),
                 });
@@ -804,7 +1166,9 @@ impl Evaluator {
 
     fn check_count(&mut self, f: u32, out: &mut Vec<Transition>) {
         let i = f as usize;
-        let Some(fence) = self.fences.get(i) else { return };
+        let Some(fence) = self.fences.get(i) else {
+            return;
+        };
         // Counts change on enter/exit only; recomputed from inside sets here.
         let Some(limit) = fence.triggers.count_above else {
             return;
@@ -829,16 +1193,12 @@ impl Evaluator {
     }
 
     fn leave_prox_grid(&mut self, slot: u32, out: &mut Vec<Transition>) {
-        let Some(st) = self.states[slot as usize].as_mut() else { return };
-        if let Some(key) = st.prox_cell.take()
-            && let Some(v) = self.prox_grid.get_mut(&key)
-        {
-            if let Some(p) = v.iter().position(|s| *s == slot) {
-                v.swap_remove(p);
-            }
-            if v.is_empty() {
-                self.prox_grid.remove(&key);
-            }
+        let Some(st) = self.states[slot as usize].as_mut() else {
+            return;
+        };
+        if let Some(key) = st.prox_cell.take() {
+            grid_del(&mut self.prox_grids, key, slot, st.prox_in);
+            st.prox_in = 0;
         }
         let pairs = std::mem::take(&mut st.pairs);
         for p in pairs {
@@ -847,40 +1207,57 @@ impl Evaluator {
     }
 
     fn pair_key(&self, rule: u32, a: u32, b: u32) -> String {
-        let uid = |s: u32| self.states.get(s as usize).and_then(Option::as_ref).map(|st| st.uid.as_str()).unwrap_or("");
-        let id = self.rules.get(rule as usize).map(|r| r.id.as_str()).unwrap_or("");
+        let uid = |s: u32| {
+            self.states
+                .get(s as usize)
+                .and_then(Option::as_ref)
+                .map(|st| st.uid.as_str())
+                .unwrap_or("")
+        };
+        let id = self
+            .rules
+            .get(rule as usize)
+            .map(|r| r.id.as_str())
+            .unwrap_or("");
         format!("prox|{id}|{}|{}", uid(a), uid(b))
     }
 
     fn unpair(&mut self, slot: u32, p: Pair, out: &mut Vec<Transition>) {
-        let (a, b) = if p.is_a { (slot, p.other) } else { (p.other, slot) };
-        out.push(Transition::Clear { key: self.pair_key(p.rule, a, b) });
-        if let Some(o) = self.states.get_mut(p.other as usize).and_then(Option::as_mut) {
-            o.pairs.retain(|q| !(q.rule == p.rule && q.other == slot && q.is_a != p.is_a));
+        let (a, b) = if p.is_a {
+            (slot, p.other)
+        } else {
+            (p.other, slot)
+        };
+        out.push(Transition::Clear {
+            key: self.pair_key(p.rule, a, b),
+        });
+        if let Some(o) = self
+            .states
+            .get_mut(p.other as usize)
+            .and_then(Option::as_mut)
+        {
+            o.pairs
+                .retain(|q| !(q.rule == p.rule && q.other == slot && q.is_a != p.is_a));
         }
     }
 
     fn proximity(&mut self, slot: u32, _now_ms: i64, out: &mut Vec<Transition>) {
         let cell = self.cfg.proximity_cell_deg;
         let s = slot as usize;
-        let Some(st) = self.states[s].as_mut() else { return };
+        let Some(st) = self.states[s].as_mut() else {
+            return;
+        };
         let (lat, lon) = (st.lat, st.lon);
         // Move in the grid.
         let (ix, iy) = cell_of(lat, lon, cell);
         let key = cell_key(ix, iy);
         if st.prox_cell != Some(key) {
-            if let Some(old) = st.prox_cell
-                && let Some(v) = self.prox_grid.get_mut(&old)
-            {
-                if let Some(p) = v.iter().position(|x| *x == slot) {
-                    v.swap_remove(p);
-                }
-                if v.is_empty() {
-                    self.prox_grid.remove(&old);
-                }
+            if let Some(old) = st.prox_cell {
+                grid_del(&mut self.prox_grids, old, slot, st.prox_in);
             }
             st.prox_cell = Some(key);
-            self.prox_grid.entry(key).or_default().push(slot);
+            st.prox_in = st.prox_roles;
+            grid_add(&mut self.prox_grids, key, slot, st.prox_roles);
         }
         // Existing pairs: clear those now apart.
         let factor = self.cfg.proximity_clear_factor;
@@ -901,106 +1278,183 @@ impl Evaluator {
         }
         if !gone.is_empty() {
             if let Some(st) = self.states[s].as_mut() {
-                st.pairs.retain(|p| !gone.iter().any(|g| g.rule == p.rule && g.other == p.other && g.is_a == p.is_a));
+                st.pairs.retain(|p| {
+                    !gone
+                        .iter()
+                        .any(|g| g.rule == p.rule && g.other == p.other && g.is_a == p.is_a)
+                });
             }
             for p in gone {
                 self.unpair(slot, p, out);
             }
         }
-        // New pairs.
-        let Some(st) = self.states[s].as_ref() else { return };
-        let roles: Vec<(u32, u8)> = st
-            .matched
-            .iter()
-            .filter(|m| m.roles & (ROLE_A | ROLE_B) != 0)
-            .map(|m| (m.rule, m.roles))
-            .collect();
-        let max_pairs = self.cfg.max_pairs_per_entity;
-        for (rule, my_roles) in roles {
-            let Some(CKind::Prox { d, .. }) = self.rules.get(rule as usize).map(|r| &r.kind) else { continue };
-            let b = Bounds::around(lat, lon, *d);
-            let (x0, y0) = cell_of(b.min_lat, b.min_lon, cell);
-            let (x1, y1) = cell_of(b.max_lat, b.max_lon, cell);
-            let mut found: Vec<(u32, bool)> = Vec::new();
-            let mut seen = 0usize;
-            'cells: for cx in x0..=x1 {
-                for cy in y0..=y1 {
-                    let Some(v) = self.prox_grid.get(&cell_key(cx, cy)) else { continue };
-                    for &o in v {
-                        if o == slot {
+        // New pairs: one grid search out to the largest distance of my rules, then, per
+        // candidate, only the rules it takes part in (its list is short; mine is sorted).
+        let Some(st) = self.states[s].as_ref() else {
+            return;
+        };
+        let maxd = st.prox_max_d;
+        if maxd <= 0.0 {
+            return;
+        }
+        let b = Bounds::around(lat, lon, maxd);
+        let (x0, y0) = cell_of(b.min_lat, b.min_lon, cell);
+        let (x1, y1) = cell_of(b.max_lat, b.max_lon, cell);
+        let mut found: Vec<(u32, u32, bool, f64)> = Vec::new();
+        let mut seen = 0usize;
+        // As `a`, look among entities with a `b` role (grid 1); as `b`, among `a`s (grid 0).
+        let my_roles = st.prox_roles;
+        let max_candidates = self.cfg.max_proximity_candidates;
+        let mut truncated = false;
+        for (grid, is_a) in [(1usize, true), (0usize, false)] {
+            if truncated || my_roles & (if is_a { ROLE_A } else { ROLE_B }) == 0 {
+                continue;
+            }
+            let their_bit = if is_a { ROLE_B } else { ROLE_A };
+            let my_bit = if is_a { ROLE_A } else { ROLE_B };
+            // Examines one cell's entities; false once the candidate bound is reached.
+            let mut visit = |v: &Vec<u32>| -> bool {
+                for &o in v {
+                    if o == slot {
+                        continue;
+                    }
+                    seen += 1;
+                    if seen > max_candidates {
+                        return false;
+                    }
+                    let Some(os) = self.states.get(o as usize).and_then(Option::as_ref) else {
+                        continue;
+                    };
+                    if !os.present {
+                        continue;
+                    }
+                    let dist = geo::haversine_m(lat, lon, os.lat, os.lon);
+                    if dist > maxd {
+                        continue;
+                    }
+                    for m in os.matched.iter().filter(|m| m.roles & their_bit != 0) {
+                        let Ok(i) = st.matched.binary_search_by_key(&m.rule, |x| x.rule) else {
+                            continue;
+                        };
+                        if st.matched[i].roles & my_bit == 0 {
                             continue;
                         }
-                        seen += 1;
-                        if seen > self.cfg.max_proximity_candidates {
-                            self.stats.proximity_truncated += 1;
-                            break 'cells;
-                        }
-                        let Some(os) = self.states.get(o as usize).and_then(Option::as_ref) else { continue };
-                        let their = os.roles(rule);
-                        // I am `a` and they are `b`, or the reverse.
-                        let as_a = my_roles & ROLE_A != 0 && their & ROLE_B != 0;
-                        let as_b = my_roles & ROLE_B != 0 && their & ROLE_A != 0;
-                        if !as_a && !as_b {
+                        let Some(CKind::Prox { d, .. }) =
+                            self.rules.get(m.rule as usize).map(|r| &r.kind)
+                        else {
                             continue;
-                        }
-                        if !os.present || geo::haversine_m(lat, lon, os.lat, os.lon) > *d {
-                            continue;
-                        }
-                        for is_a in [true, false] {
-                            if (is_a && as_a) || (!is_a && as_b) {
-                                let mine = self.states[s].as_ref().map(|m| &m.pairs);
-                                if mine.is_some_and(|ps| ps.iter().any(|p| p.rule == rule && p.other == o && p.is_a == is_a)) {
-                                    continue;
-                                }
-                                found.push((o, is_a));
-                            }
+                        };
+                        if dist <= *d
+                            && !st
+                                .pairs
+                                .iter()
+                                .any(|p| p.rule == m.rule && p.other == o && p.is_a == is_a)
+                        {
+                            found.push((o, m.rule, is_a, dist));
                         }
                     }
                 }
+                true
+            };
+            let cells = &self.prox_grids[grid];
+            let range = ((x1 - x0 + 1) * (y1 - y0 + 1)) as usize;
+            if range <= cells.len() {
+                'probe: for cx in x0..=x1 {
+                    for cy in y0..=y1 {
+                        if let Some(v) = cells.get(&cell_key(cx, cy))
+                            && !visit(v)
+                        {
+                            truncated = true;
+                            break 'probe;
+                        }
+                    }
+                }
+            } else {
+                // A large distance over a sparse grid: scan the occupied cells instead.
+                for (key, v) in cells {
+                    let (cx, cy) = ((key >> 32) as i64, (key & 0xffff_ffff) as i64);
+                    if (x0..=x1).contains(&cx) && (y0..=y1).contains(&cy) && !visit(v) {
+                        truncated = true;
+                        break;
+                    }
+                }
             }
-            for (o, is_a) in found {
-                let full = self.states[s].as_ref().is_none_or(|m| m.pairs.len() >= max_pairs)
-                    || self.states[o as usize].as_ref().is_none_or(|m| m.pairs.len() >= max_pairs);
-                if full {
-                    continue;
-                }
-                if let Some(m) = self.states[s].as_mut() {
-                    m.pairs.push(Pair { rule, other: o, is_a });
-                }
-                if let Some(m) = self.states[o as usize].as_mut() {
-                    m.pairs.push(Pair { rule, other: slot, is_a: !is_a });
-                }
-                let (a, bb) = if is_a { (slot, o) } else { (o, slot) };
-                let (Some(sa), Some(sb)) = (self.states[a as usize].as_ref(), self.states[bb as usize].as_ref()) else { continue };
-                let Some(r) = self.rules.get(rule as usize) else { continue };
-                let dist = geo::haversine_m(sa.lat, sa.lon, sb.lat, sb.lon);
-                out.push(Transition::Raise {
-                    key: self.pair_key(rule, a, bb),
-                    rule_id: r.id.clone(),
-                    kind: AlertKind::Proximity,
-                    priority: r.priority,
-                    entities: vec![sa.uid.to_string(), sb.uid.to_string()],
-                    message: format!("{} within {:.0} m of {} ({})", sa.name, dist, sb.name, r.name),
-                    position: Some([sa.lon, sa.lat]),
+        }
+        if truncated {
+            self.stats.proximity_truncated += 1;
+        }
+        let max_pairs = self.cfg.max_pairs_per_entity;
+        for (o, rule, is_a, dist) in found {
+            let full = self.states[s]
+                .as_ref()
+                .is_none_or(|m| m.pairs.len() >= max_pairs)
+                || self.states[o as usize]
+                    .as_ref()
+                    .is_none_or(|m| m.pairs.len() >= max_pairs);
+            if full {
+                continue;
+            }
+            if let Some(m) = self.states[s].as_mut() {
+                m.pairs.push(Pair {
+                    rule,
+                    other: o,
+                    is_a,
                 });
             }
+            if let Some(m) = self.states[o as usize].as_mut() {
+                m.pairs.push(Pair {
+                    rule,
+                    other: slot,
+                    is_a: !is_a,
+                });
+            }
+            let (a, bb) = if is_a { (slot, o) } else { (o, slot) };
+            let (Some(sa), Some(sb)) = (
+                self.states[a as usize].as_ref(),
+                self.states[bb as usize].as_ref(),
+            ) else {
+                continue;
+            };
+            let Some(r) = self.rules.get(rule as usize) else {
+                continue;
+            };
+            out.push(Transition::Raise {
+                key: self.pair_key(rule, a, bb),
+                rule_id: r.id.clone(),
+                kind: AlertKind::Proximity,
+                priority: r.priority,
+                entities: vec![sa.uid.to_string(), sb.uid.to_string()],
+                message: format!(
+                    "{} within {:.0} m of {} ({})",
+                    sa.name, dist, sb.name, r.name
+                ),
+                position: Some([sa.lon, sa.lat]),
+            });
         }
     }
 
     /// The entities left the live picture: their geofence and proximity state ends (alerts
     /// of those clear); entities watched by a lost-comms rule keep their silence clock.
     pub fn remove(&mut self, uid: &str, out: &mut Vec<Transition>) {
-        let Some(&slot) = self.index.get(uid) else { return };
+        let Some(&slot) = self.index.get(uid) else {
+            return;
+        };
         self.leave_prox_grid(slot, out);
-        let Some(st) = self.states[slot as usize].as_mut() else { return };
+        let Some(st) = self.states[slot as usize].as_mut() else {
+            return;
+        };
         let inside = std::mem::take(&mut st.inside);
         let keep = st.matched.iter().any(|m| m.roles & ROLE_LOST != 0) || st.sos || st.emergency;
         st.present = false;
         st.thr.clear();
         for ins in &inside {
-            let Some(f) = self.fences.get(ins.fence as usize) else { continue };
+            let Some(f) = self.fences.get(ins.fence as usize) else {
+                continue;
+            };
             for k in ["enter", "dwell"] {
-                out.push(Transition::Clear { key: format!("{k}|{}|{uid}", f.id) });
+                out.push(Transition::Clear {
+                    key: format!("{k}|{}|{uid}", f.id),
+                });
             }
             if let Some(c) = self.counts.get_mut(ins.fence as usize) {
                 *c = c.saturating_sub(1);
@@ -1021,8 +1475,12 @@ impl Evaluator {
         let now_ms = now.millis();
         for st in self.states.iter_mut().flatten() {
             for ins in st.inside.iter_mut().filter(|i| !i.dwell_fired) {
-                let Some(f) = self.fences.get(ins.fence as usize) else { continue };
-                let Some(dwell) = f.triggers.dwell_secs else { continue };
+                let Some(f) = self.fences.get(ins.fence as usize) else {
+                    continue;
+                };
+                let Some(dwell) = f.triggers.dwell_secs else {
+                    continue;
+                };
                 if (now_ms - ins.since) as f64 >= dwell * 1000.0 {
                     ins.dwell_fired = true;
                     out.push(Transition::Raise {
@@ -1037,8 +1495,12 @@ impl Evaluator {
                 }
             }
             for m in st.matched.iter().filter(|m| m.roles & ROLE_LOST != 0) {
-                let Some(r) = self.rules.get(m.rule as usize) else { continue };
-                let CKind::Lost { after_ms, .. } = r.kind else { continue };
+                let Some(r) = self.rules.get(m.rule as usize) else {
+                    continue;
+                };
+                let CKind::Lost { after_ms, .. } = r.kind else {
+                    continue;
+                };
                 if now_ms - st.last_seen > after_ms && !st.lost.contains(&m.rule) {
                     st.lost.push(m.rule);
                     out.push(Transition::Raise {
@@ -1047,14 +1509,26 @@ impl Evaluator {
                         kind: AlertKind::LostComms,
                         priority: r.priority,
                         entities: vec![st.uid.to_string()],
-                        message: format!("no report from {} for {} s ({})", st.name, (now_ms - st.last_seen) / 1000, r.name),
+                        message: format!(
+                            "no report from {} for {} s ({})",
+                            st.name,
+                            (now_ms - st.last_seen) / 1000,
+                            r.name
+                        ),
                         position: Some([st.lon, st.lat]),
                     });
                 }
             }
             for t in st.thr.iter_mut().filter(|t| t.phase == Phase::Pending) {
-                let Some(r) = self.rules.get(t.rule as usize) else { continue };
-                let CKind::Thr { attribute, min_ms, .. } = &r.kind else { continue };
+                let Some(r) = self.rules.get(t.rule as usize) else {
+                    continue;
+                };
+                let CKind::Thr {
+                    attribute, min_ms, ..
+                } = &r.kind
+                else {
+                    continue;
+                };
                 if now_ms - t.since >= *min_ms {
                     t.phase = Phase::Raised;
                     out.push(Transition::Raise {
@@ -1063,7 +1537,12 @@ impl Evaluator {
                         kind: AlertKind::Threshold,
                         priority: r.priority,
                         entities: vec![st.uid.to_string()],
-                        message: format!("{} {attribute} past its limit for {} s ({})", st.name, min_ms / 1000, r.name),
+                        message: format!(
+                            "{} {attribute} past its limit for {} s ({})",
+                            st.name,
+                            min_ms / 1000,
+                            r.name
+                        ),
                         position: Some([st.lon, st.lat]),
                     });
                 }
@@ -1076,7 +1555,12 @@ impl Evaluator {
     pub fn snapshot(&self) -> Vec<EntitySnapshot> {
         let mut out = Vec::new();
         for st in self.states.iter().flatten() {
-            if st.inside.is_empty() && st.thr.is_empty() && st.lost.is_empty() && !st.sos && !st.emergency {
+            if st.inside.is_empty()
+                && st.thr.is_empty()
+                && st.lost.is_empty()
+                && !st.sos
+                && !st.emergency
+            {
                 continue;
             }
             out.push(EntitySnapshot {
@@ -1088,18 +1572,35 @@ impl Evaluator {
                 inside: st
                     .inside
                     .iter()
-                    .filter_map(|i| self.fences.get(i.fence as usize).map(|f| (f.id.clone(), i.since, i.dwell_fired)))
+                    .filter_map(|i| {
+                        self.fences
+                            .get(i.fence as usize)
+                            .map(|f| (f.id.clone(), i.since, i.dwell_fired))
+                    })
                     .collect(),
                 thresholds: st
                     .thr
                     .iter()
                     .filter_map(|t| {
                         self.rules.get(t.rule as usize).map(|r| {
-                            (r.id.clone(), if t.phase == Phase::Raised { "raised" } else { "pending" }.to_string(), t.since)
+                            (
+                                r.id.clone(),
+                                if t.phase == Phase::Raised {
+                                    "raised"
+                                } else {
+                                    "pending"
+                                }
+                                .to_string(),
+                                t.since,
+                            )
                         })
                     })
                     .collect(),
-                lost: st.lost.iter().filter_map(|r| self.rules.get(*r as usize).map(|r| r.id.clone())).collect(),
+                lost: st
+                    .lost
+                    .iter()
+                    .filter_map(|r| self.rules.get(*r as usize).map(|r| r.id.clone()))
+                    .collect(),
                 sos: st.sos,
                 emergency: st.emergency,
             });
@@ -1110,8 +1611,18 @@ impl Evaluator {
     /// Restores persisted state (after [`Evaluator::set_definitions`]); ids that no longer
     /// exist are ignored.
     pub fn restore(&mut self, snaps: &[EntitySnapshot]) {
-        let fence_ids: FastMap<String, u32> = self.fences.iter().enumerate().map(|(i, f)| (f.id.clone(), i as u32)).collect();
-        let rule_ids: FastMap<String, u32> = self.rules.iter().enumerate().map(|(i, r)| (r.id.clone(), i as u32)).collect();
+        let fence_ids: FastMap<String, u32> = self
+            .fences
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.id.clone(), i as u32))
+            .collect();
+        let rule_ids: FastMap<String, u32> = self
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.clone(), i as u32))
+            .collect();
         for snap in snaps {
             let obs = Observation {
                 uid: &snap.uid,
@@ -1124,9 +1635,13 @@ impl Evaluator {
                 hae: None,
                 attributes: None,
             };
-            let Some(slot) = self.slot_for(&obs, snap.last_seen) else { continue };
+            let Some(slot) = self.slot_for(&obs, snap.last_seen) else {
+                continue;
+            };
             self.refresh_matches(slot);
-            let Some(st) = self.states[slot as usize].as_mut() else { continue };
+            let Some(st) = self.states[slot as usize].as_mut() else {
+                continue;
+            };
             st.name = Text::from(snap.name.as_str());
             st.last_seen = snap.last_seen;
             st.sos = snap.sos;
@@ -1135,7 +1650,13 @@ impl Evaluator {
             st.inside = snap
                 .inside
                 .iter()
-                .filter_map(|(id, since, fired)| fence_ids.get(id).map(|&f| Inside { fence: f, since: *since, dwell_fired: *fired }))
+                .filter_map(|(id, since, fired)| {
+                    fence_ids.get(id).map(|&f| Inside {
+                        fence: f,
+                        since: *since,
+                        dwell_fired: *fired,
+                    })
+                })
                 .collect();
             st.inside.sort_by_key(|i| i.fence);
             st.inside.dedup_by_key(|i| i.fence);
@@ -1146,10 +1667,22 @@ impl Evaluator {
                 .thresholds
                 .iter()
                 .filter_map(|(id, phase, since)| {
-                    rule_ids.get(id).map(|&r| Thr { rule: r, phase: if phase == "raised" { Phase::Raised } else { Phase::Pending }, since: *since })
+                    rule_ids.get(id).map(|&r| Thr {
+                        rule: r,
+                        phase: if phase == "raised" {
+                            Phase::Raised
+                        } else {
+                            Phase::Pending
+                        },
+                        since: *since,
+                    })
                 })
                 .collect();
-            st.lost = snap.lost.iter().filter_map(|id| rule_ids.get(id).copied()).collect();
+            st.lost = snap
+                .lost
+                .iter()
+                .filter_map(|id| rule_ids.get(id).copied())
+                .collect();
         }
         for (i, f) in self.fences.iter().enumerate() {
             if let Some(limit) = f.triggers.count_above {
@@ -1159,10 +1692,23 @@ impl Evaluator {
     }
 }
 
-fn threshold_raise(rule: &CRule, uid: &str, name: &str, attribute: &str, v: f64, pos: [f64; 2]) -> Transition {
+fn threshold_raise(
+    rule: &CRule,
+    uid: &str,
+    name: &str,
+    attribute: &str,
+    v: f64,
+    pos: [f64; 2],
+) -> Transition {
     let limit = match &rule.kind {
-        CKind::Thr { raise: Cmp::Below(x), .. } => format!("below {x}"),
-        CKind::Thr { raise: Cmp::Above(x), .. } => format!("above {x}"),
+        CKind::Thr {
+            raise: Cmp::Below(x),
+            ..
+        } => format!("below {x}"),
+        CKind::Thr {
+            raise: Cmp::Above(x),
+            ..
+        } => format!("above {x}"),
         _ => String::new(),
     };
     Transition::Raise {
@@ -1177,39 +1723,44 @@ fn threshold_raise(rule: &CRule, uid: &str, name: &str, attribute: &str, v: f64,
 }
 
 fn enter_fence(fence: &CFence, st: &EState, obs: &Observation<'_>, out: &mut Vec<Transition>) {
-        if fence.triggers.exit {
-            out.push(Transition::Clear { key: format!("exit|{}|{}", fence.id, st.uid) });
-        }
-        if fence.triggers.enter {
-            out.push(Transition::Raise {
-                key: format!("enter|{}|{}", fence.id, st.uid),
-                rule_id: fence.id.clone(),
-                kind: AlertKind::Enter,
-                priority: fence.priority,
-                entities: vec![st.uid.to_string()],
-                message: format!("{} entered {}", st.name, fence.name),
-                position: Some([obs.lon, obs.lat]),
-            });
-        }
+    if fence.triggers.exit {
+        out.push(Transition::Clear {
+            key: format!("exit|{}|{}", fence.id, st.uid),
+        });
     }
+    if fence.triggers.enter {
+        out.push(Transition::Raise {
+            key: format!("enter|{}|{}", fence.id, st.uid),
+            rule_id: fence.id.clone(),
+            kind: AlertKind::Enter,
+            priority: fence.priority,
+            entities: vec![st.uid.to_string()],
+            message: format!("{} entered {}", st.name, fence.name),
+            position: Some([obs.lon, obs.lat]),
+        });
+    }
+}
 
 fn exit_fence(fence: &CFence, st: &EState, obs: &Observation<'_>, out: &mut Vec<Transition>) {
-        if fence.triggers.enter {
-            out.push(Transition::Clear { key: format!("enter|{}|{}", fence.id, st.uid) });
-        }
-        if fence.triggers.dwell_secs.is_some() {
-            out.push(Transition::Clear { key: format!("dwell|{}|{}", fence.id, st.uid) });
-        }
-        if fence.triggers.exit {
-            out.push(Transition::Raise {
-                key: format!("exit|{}|{}", fence.id, st.uid),
-                rule_id: fence.id.clone(),
-                kind: AlertKind::Exit,
-                priority: fence.priority,
-                entities: vec![st.uid.to_string()],
-                message: format!("{} left {}", st.name, fence.name),
-                position: Some([obs.lon, obs.lat]),
-            });
-        }
+    if fence.triggers.enter {
+        out.push(Transition::Clear {
+            key: format!("enter|{}|{}", fence.id, st.uid),
+        });
     }
-
+    if fence.triggers.dwell_secs.is_some() {
+        out.push(Transition::Clear {
+            key: format!("dwell|{}|{}", fence.id, st.uid),
+        });
+    }
+    if fence.triggers.exit {
+        out.push(Transition::Raise {
+            key: format!("exit|{}|{}", fence.id, st.uid),
+            rule_id: fence.id.clone(),
+            kind: AlertKind::Exit,
+            priority: fence.priority,
+            entities: vec![st.uid.to_string()],
+            message: format!("{} left {}", st.name, fence.name),
+            position: Some([obs.lon, obs.lat]),
+        });
+    }
+}

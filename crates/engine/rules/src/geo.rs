@@ -70,7 +70,14 @@ impl Bounds {
     pub fn grow_m(self, m: f64) -> Bounds {
         let mid = (self.min_lat + self.max_lat) / 2.0;
         let dlat = m / M_PER_DEG;
-        let dlon = m / (M_PER_DEG * mid.abs().max(self.min_lat.abs().max(self.max_lat.abs())).to_radians().cos().max(0.01));
+        let dlon = m
+            / (M_PER_DEG
+                * mid
+                    .abs()
+                    .max(self.min_lat.abs().max(self.max_lat.abs()))
+                    .to_radians()
+                    .cos()
+                    .max(0.01));
         Bounds {
             min_lon: (self.min_lon - dlon).max(-180.0),
             min_lat: (self.min_lat - dlat).max(-90.0),
@@ -147,7 +154,10 @@ fn orient(a: [f64; 2], b: [f64; 2], c: [f64; 2]) -> f64 {
 }
 
 fn on_segment(a: [f64; 2], b: [f64; 2], p: [f64; 2]) -> bool {
-    p[0] >= a[0].min(b[0]) && p[0] <= a[0].max(b[0]) && p[1] >= a[1].min(b[1]) && p[1] <= a[1].max(b[1])
+    p[0] >= a[0].min(b[0])
+        && p[0] <= a[0].max(b[0])
+        && p[1] >= a[1].min(b[1])
+        && p[1] <= a[1].max(b[1])
 }
 
 /// Whether segments `a-b` and `c-d` touch or cross.
@@ -184,7 +194,11 @@ pub fn self_intersection(ring: &[[f64; 2]]) -> Option<(usize, usize)> {
                 continue; // adjacent through the closing vertex
             }
             let (c, d) = edge(j);
-            if c[0].max(d[0]) < lo_x || c[0].min(d[0]) > hi_x || c[1].max(d[1]) < lo_y || c[1].min(d[1]) > hi_y {
+            if c[0].max(d[0]) < lo_x
+                || c[0].min(d[0]) > hi_x
+                || c[1].max(d[1]) < lo_y
+                || c[1].min(d[1]) > hi_y
+            {
                 continue;
             }
             if segments_intersect(a, b, c, d) {

@@ -53,69 +53,135 @@ impl Default for ImportDefaults {
 }
 
 fn position(v: &Value, field: &str) -> Result<[f64; 2], DefError> {
-    let a = v.as_array().ok_or_else(|| DefError::new(field, "a position must be [lon, lat]"))?;
-    match (a.first().and_then(Value::as_f64), a.get(1).and_then(Value::as_f64)) {
+    let a = v
+        .as_array()
+        .ok_or_else(|| DefError::new(field, "a position must be [lon, lat]"))?;
+    match (
+        a.first().and_then(Value::as_f64),
+        a.get(1).and_then(Value::as_f64),
+    ) {
         (Some(lon), Some(lat)) => Ok([lon, lat]),
-        _ => Err(DefError::new(field, "a position must be [lon, lat] numbers")),
+        _ => Err(DefError::new(
+            field,
+            "a position must be [lon, lat] numbers",
+        )),
     }
 }
 
 fn positions(v: &Value, field: &str) -> Result<Vec<[f64; 2]>, DefError> {
-    let a = v.as_array().ok_or_else(|| DefError::new(field, "expected an array of positions"))?;
-    a.iter().enumerate().map(|(i, p)| position(p, &format!("{field}[{i}]"))).collect()
+    let a = v
+        .as_array()
+        .ok_or_else(|| DefError::new(field, "expected an array of positions"))?;
+    a.iter()
+        .enumerate()
+        .map(|(i, p)| position(p, &format!("{field}[{i}]")))
+        .collect()
 }
 
 fn polygon(v: &Value, field: &str) -> Result<Polygon, DefError> {
-    let rings = v.as_array().ok_or_else(|| DefError::new(field, "expected an array of rings"))?;
+    let rings = v
+        .as_array()
+        .ok_or_else(|| DefError::new(field, "expected an array of rings"))?;
     let mut it = rings.iter().enumerate();
-    let (_, ext) = it.next().ok_or_else(|| DefError::new(field, "a polygon needs an exterior ring"))?;
+    let (_, ext) = it
+        .next()
+        .ok_or_else(|| DefError::new(field, "a polygon needs an exterior ring"))?;
     Ok(Polygon {
         exterior: positions(ext, &format!("{field}[0]"))?,
-        holes: it.map(|(i, r)| positions(r, &format!("{field}[{i}]"))).collect::<Result<_, _>>()?,
+        holes: it
+            .map(|(i, r)| positions(r, &format!("{field}[{i}]")))
+            .collect::<Result<_, _>>()?,
     })
 }
 
 fn num_prop(props: &Value, names: &[&str]) -> Option<f64> {
-    names.iter().find_map(|n| props.get(*n).and_then(|v| v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))))
+    names.iter().find_map(|n| {
+        props.get(*n).and_then(|v| {
+            v.as_f64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        })
+    })
 }
 
-fn feature(geom: &Value, props: &Value, field: &str, d: &ImportDefaults, n: usize) -> Result<Geofence, DefError> {
+fn feature(
+    geom: &Value,
+    props: &Value,
+    field: &str,
+    d: &ImportDefaults,
+    n: usize,
+) -> Result<Geofence, DefError> {
     let kind = geom.get("type").and_then(Value::as_str).unwrap_or("");
     let coords = geom.get("coordinates").unwrap_or(&Value::Null);
     let cf = format!("{field}.geometry.coordinates");
     let shape = match kind {
         "Polygon" => {
             let p = polygon(coords, &cf)?;
-            Shape::Polygon { exterior: p.exterior, holes: p.holes }
+            Shape::Polygon {
+                exterior: p.exterior,
+                holes: p.holes,
+            }
         }
         "MultiPolygon" => {
-            let parts = coords.as_array().ok_or_else(|| DefError::new(&cf, "expected an array of polygons"))?;
+            let parts = coords
+                .as_array()
+                .ok_or_else(|| DefError::new(&cf, "expected an array of polygons"))?;
             Shape::MultiPolygon {
-                polygons: parts.iter().enumerate().map(|(i, p)| polygon(p, &format!("{cf}[{i}]"))).collect::<Result<_, _>>()?,
+                polygons: parts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| polygon(p, &format!("{cf}[{i}]")))
+                    .collect::<Result<_, _>>()?,
             }
         }
         "Point" => {
-            let r = num_prop(props, &["radius_m", "radius"])
-                .ok_or_else(|| DefError::new(format!("{field}.properties.radius_m"), "a Point becomes a circle and needs a radius_m property"))?;
-            Shape::Circle { center: position(coords, &cf)?, radius_m: r }
+            let r = num_prop(props, &["radius_m", "radius"]).ok_or_else(|| {
+                DefError::new(
+                    format!("{field}.properties.radius_m"),
+                    "a Point becomes a circle and needs a radius_m property",
+                )
+            })?;
+            Shape::Circle {
+                center: position(coords, &cf)?,
+                radius_m: r,
+            }
         }
         "LineString" => {
-            let w = num_prop(props, &["width_m", "width"]).or(d.corridor_width_m).ok_or_else(|| {
-                DefError::new(format!("{field}.properties.width_m"), "a LineString becomes a corridor and needs a width_m property")
-            })?;
-            Shape::Corridor { line: positions(coords, &cf)?, width_m: w }
+            let w = num_prop(props, &["width_m", "width"])
+                .or(d.corridor_width_m)
+                .ok_or_else(|| {
+                    DefError::new(
+                        format!("{field}.properties.width_m"),
+                        "a LineString becomes a corridor and needs a width_m property",
+                    )
+                })?;
+            Shape::Corridor {
+                line: positions(coords, &cf)?,
+                width_m: w,
+            }
         }
         other => {
             return Err(DefError::new(
                 format!("{field}.geometry.type"),
-                format!("{other:?} is not supported; use Polygon, MultiPolygon, Point (+radius_m) or LineString (+width_m)"),
+                format!(
+                    "{other:?} is not supported; use Polygon, MultiPolygon, Point (+radius_m) or LineString (+width_m)"
+                ),
             ));
         }
     };
-    let parse = |name: &str| -> Result<Option<Value>, DefError> { Ok(props.get(name).filter(|v| !v.is_null()).cloned()) };
+    let parse = |name: &str| -> Result<Option<Value>, DefError> {
+        Ok(props.get(name).filter(|v| !v.is_null()).cloned())
+    };
     let mut g = Geofence {
-        id: props.get("id").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| format!("{}-{n}", d.id_prefix)),
-        name: props.get("name").and_then(Value::as_str).unwrap_or("").to_string(),
+        id: props
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{}-{n}", d.id_prefix)),
+        name: props
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
         shape,
         filter: d.filter.clone(),
         triggers: d.triggers.clone(),
@@ -123,40 +189,76 @@ fn feature(geom: &Value, props: &Value, field: &str, d: &ImportDefaults, n: usiz
         enabled: true,
     };
     if let Some(t) = parse("triggers")? {
-        g.triggers = serde_json::from_value(t).map_err(|e| DefError::new(format!("{field}.properties.triggers"), e.to_string()))?;
+        g.triggers = serde_json::from_value(t)
+            .map_err(|e| DefError::new(format!("{field}.properties.triggers"), e.to_string()))?;
     }
     if let Some(f) = parse("filter")? {
-        g.filter = serde_json::from_value(f).map_err(|e| DefError::new(format!("{field}.properties.filter"), e.to_string()))?;
+        g.filter = serde_json::from_value(f)
+            .map_err(|e| DefError::new(format!("{field}.properties.filter"), e.to_string()))?;
     }
     if let Some(p) = parse("priority")? {
-        g.priority = serde_json::from_value(p).map_err(|e| DefError::new(format!("{field}.properties.priority"), e.to_string()))?;
+        g.priority = serde_json::from_value(p)
+            .map_err(|e| DefError::new(format!("{field}.properties.priority"), e.to_string()))?;
     }
-    g.validate(&d.limits).map_err(|e| DefError::new(format!("{field}: {}", e.field), e.reason))?;
+    g.validate(&d.limits)
+        .map_err(|e| DefError::new(format!("{field}: {}", e.field), e.reason))?;
     Ok(g)
 }
 
 /// Geofences from a GeoJSON document.
 pub fn from_geojson(text: &str, d: &ImportDefaults) -> Result<Vec<Geofence>, DefError> {
-    let v: Value = serde_json::from_str(text).map_err(|e| DefError::new("body", format!("not JSON: {e}")))?;
+    let v: Value =
+        serde_json::from_str(text).map_err(|e| DefError::new("body", format!("not JSON: {e}")))?;
     let empty = Value::Object(Default::default());
     let mut out = Vec::new();
     match v.get("type").and_then(Value::as_str) {
         Some("FeatureCollection") => {
-            let feats = v.get("features").and_then(Value::as_array).ok_or_else(|| DefError::new("features", "expected an array"))?;
+            let feats = v
+                .get("features")
+                .and_then(Value::as_array)
+                .ok_or_else(|| DefError::new("features", "expected an array"))?;
             if feats.len() > d.max_shapes {
-                return Err(DefError::new("features", format!("{} features; at most {}", feats.len(), d.max_shapes)));
+                return Err(DefError::new(
+                    "features",
+                    format!("{} features; at most {}", feats.len(), d.max_shapes),
+                ));
             }
             for (i, f) in feats.iter().enumerate() {
-                let geom = f.get("geometry").ok_or_else(|| DefError::new(format!("features[{i}].geometry"), "missing"))?;
-                out.push(feature(geom, f.get("properties").filter(|p| p.is_object()).unwrap_or(&empty), &format!("features[{i}]"), d, i + 1)?);
+                let geom = f
+                    .get("geometry")
+                    .ok_or_else(|| DefError::new(format!("features[{i}].geometry"), "missing"))?;
+                out.push(feature(
+                    geom,
+                    f.get("properties")
+                        .filter(|p| p.is_object())
+                        .unwrap_or(&empty),
+                    &format!("features[{i}]"),
+                    d,
+                    i + 1,
+                )?);
             }
         }
         Some("Feature") => {
-            let geom = v.get("geometry").ok_or_else(|| DefError::new("geometry", "missing"))?;
-            out.push(feature(geom, v.get("properties").filter(|p| p.is_object()).unwrap_or(&empty), "feature", d, 1)?);
+            let geom = v
+                .get("geometry")
+                .ok_or_else(|| DefError::new("geometry", "missing"))?;
+            out.push(feature(
+                geom,
+                v.get("properties")
+                    .filter(|p| p.is_object())
+                    .unwrap_or(&empty),
+                "feature",
+                d,
+                1,
+            )?);
         }
         Some(_) => out.push(feature(&v, &empty, "geometry", d, 1)?),
-        None => return Err(DefError::new("type", "expected a GeoJSON FeatureCollection, Feature or geometry")),
+        None => {
+            return Err(DefError::new(
+                "type",
+                "expected a GeoJSON FeatureCollection, Feature or geometry",
+            ));
+        }
     }
     Ok(out)
 }
@@ -169,7 +271,10 @@ fn kml_coords(text: &str, field: &str) -> Result<Vec<[f64; 2]>, DefError> {
             let lat = it.next().and_then(|x| x.trim().parse::<f64>().ok());
             match (lon, lat) {
                 (Some(lon), Some(lat)) => Ok([lon, lat]),
-                _ => Err(DefError::new(field, format!("{tuple:?} is not lon,lat[,alt]"))),
+                _ => Err(DefError::new(
+                    field,
+                    format!("{tuple:?} is not lon,lat[,alt]"),
+                )),
             }
         })
         .collect()
@@ -194,9 +299,15 @@ pub fn from_kml(text: &str, d: &ImportDefaults) -> Result<Vec<Geofence>, DefErro
     let mut out = Vec::new();
     let mut count = 0usize;
     loop {
-        let ev = reader
-            .read_event()
-            .map_err(|e| DefError::new("body", format!("not well-formed KML at byte {}: {e}", reader.buffer_position())))?;
+        let ev = reader.read_event().map_err(|e| {
+            DefError::new(
+                "body",
+                format!(
+                    "not well-formed KML at byte {}: {e}",
+                    reader.buffer_position()
+                ),
+            )
+        })?;
         match ev {
             Event::Start(s) => {
                 let name = s.local_name().as_ref().to_vec();
@@ -206,7 +317,10 @@ pub fn from_kml(text: &str, d: &ImportDefaults) -> Result<Vec<Geofence>, DefErro
                         .flatten()
                         .find(|a| a.key.local_name().as_ref() == b"id")
                         .and_then(|a| std::str::from_utf8(&a.value).ok().map(str::to_string));
-                    pm = Some(Placemark { id, ..Default::default() });
+                    pm = Some(Placemark {
+                        id,
+                        ..Default::default()
+                    });
                 }
                 if name == b"Data" {
                     data_name = s
@@ -218,7 +332,10 @@ pub fn from_kml(text: &str, d: &ImportDefaults) -> Result<Vec<Geofence>, DefErro
                 if name == b"Polygon"
                     && let Some(p) = pm.as_mut()
                 {
-                    p.polygons.push(Polygon { exterior: Vec::new(), holes: Vec::new() });
+                    p.polygons.push(Polygon {
+                        exterior: Vec::new(),
+                        holes: Vec::new(),
+                    });
                 }
                 stack.push(name);
                 if stack.len() > 64 {
@@ -236,9 +353,14 @@ pub fn from_kml(text: &str, d: &ImportDefaults) -> Result<Vec<Geofence>, DefErro
                         if p.polygons.len() == 1 {
                             let mut ps = p.polygons;
                             let one = ps.remove(0);
-                            Shape::Polygon { exterior: one.exterior, holes: one.holes }
+                            Shape::Polygon {
+                                exterior: one.exterior,
+                                holes: one.holes,
+                            }
                         } else {
-                            Shape::MultiPolygon { polygons: p.polygons }
+                            Shape::MultiPolygon {
+                                polygons: p.polygons,
+                            }
                         }
                     } else if let Some(line) = p.lines.into_iter().next() {
                         let w = p.width.or(d.corridor_width_m).ok_or_else(|| {
@@ -249,10 +371,16 @@ pub fn from_kml(text: &str, d: &ImportDefaults) -> Result<Vec<Geofence>, DefErro
                         continue; // points and other placemarks are not areas
                     };
                     if out.len() >= d.max_shapes {
-                        return Err(DefError::new("body", format!("more than {} shapes", d.max_shapes)));
+                        return Err(DefError::new(
+                            "body",
+                            format!("more than {} shapes", d.max_shapes),
+                        ));
                     }
                     let g = Geofence {
-                        id: p.id.filter(|s| !s.is_empty()).unwrap_or_else(|| format!("{}-{count}", d.id_prefix)),
+                        id: p
+                            .id
+                            .filter(|s| !s.is_empty())
+                            .unwrap_or_else(|| format!("{}-{count}", d.id_prefix)),
                         name: p.name,
                         shape,
                         filter: d.filter.clone(),
@@ -260,7 +388,8 @@ pub fn from_kml(text: &str, d: &ImportDefaults) -> Result<Vec<Geofence>, DefErro
                         priority: d.priority,
                         enabled: true,
                     };
-                    g.validate(&d.limits).map_err(|e| DefError::new(format!("{field}: {}", e.field), e.reason))?;
+                    g.validate(&d.limits)
+                        .map_err(|e| DefError::new(format!("{field}: {}", e.field), e.reason))?;
                     out.push(g);
                 }
             }
@@ -270,8 +399,12 @@ pub fn from_kml(text: &str, d: &ImportDefaults) -> Result<Vec<Geofence>, DefErro
                 let top = stack.last().map(Vec::as_slice).unwrap_or(b"");
                 let inside = |n: &[u8]| stack.iter().any(|s| s == n);
                 match top {
-                    b"name" if stack.len() >= 2 && stack[stack.len() - 2] == b"Placemark" => p.name = text.trim().to_string(),
-                    b"value" if data_name.as_deref() == Some("width_m") => p.width = text.trim().parse().ok(),
+                    b"name" if stack.len() >= 2 && stack[stack.len() - 2] == b"Placemark" => {
+                        p.name = text.trim().to_string()
+                    }
+                    b"value" if data_name.as_deref() == Some("width_m") => {
+                        p.width = text.trim().parse().ok()
+                    }
                     b"coordinates" => {
                         let field = format!("Placemark {:?} coordinates", p.name);
                         let pts = kml_coords(&text, &field)?;
@@ -320,7 +453,11 @@ mod tests {
         assert!(matches!(g[2].shape, Shape::Corridor { width_m, .. } if width_m == 100.0));
         assert!(matches!(&g[3].shape, Shape::MultiPolygon { polygons } if polygons.len() == 2));
         assert_eq!(g[1].id, "import-2");
-        let e = from_geojson(r#"{"type":"Point","coordinates":[1,2]}"#, &ImportDefaults::default()).unwrap_err();
+        let e = from_geojson(
+            r#"{"type":"Point","coordinates":[1,2]}"#,
+            &ImportDefaults::default(),
+        )
+        .unwrap_err();
         assert!(e.reason.contains("radius_m"), "{e}");
         let bow = r#"{"type":"Polygon","coordinates":[[[0,0],[1,1],[1,0],[0,1],[0,0]]]}"#;
         let e = from_geojson(bow, &ImportDefaults::default()).unwrap_err();
@@ -342,8 +479,12 @@ mod tests {
         assert_eq!(g.len(), 2);
         assert_eq!(g[0].id, "zone");
         assert_eq!(g[0].name, "Zone A");
-        assert!(matches!(&g[0].shape, Shape::Polygon { exterior, holes } if exterior.len() == 5 && holes.len() == 1));
-        assert!(matches!(&g[1].shape, Shape::Corridor { line, width_m } if line.len() == 3 && *width_m == 500.0));
+        assert!(
+            matches!(&g[0].shape, Shape::Polygon { exterior, holes } if exterior.len() == 5 && holes.len() == 1)
+        );
+        assert!(
+            matches!(&g[1].shape, Shape::Corridor { line, width_m } if line.len() == 3 && *width_m == 500.0)
+        );
         assert!(from_kml("<kml><Placemark><LineString><coordinates>0,0 1,1</coordinates></LineString></Placemark></kml>", &ImportDefaults::default()).is_err());
     }
 }

@@ -20,8 +20,13 @@ pub mod service;
 mod store;
 pub mod webhook;
 
-pub use alert::{AckError, Alert, AlertEvent, AlertKind, AlertLimits, AlertQuery, AlertState, AlertStore, Transition};
-pub use def::{Cmp, DefError, DefLimits, Filter, Geofence, Polygon, Priority, Rule, RuleKind, Shape, Triggers};
+pub use alert::{
+    AckError, Alert, AlertEvent, AlertKind, AlertLimits, AlertQuery, AlertState, AlertStore,
+    Transition,
+};
+pub use def::{
+    Cmp, DefError, DefLimits, Filter, Geofence, Polygon, Priority, Rule, RuleKind, Shape, Triggers,
+};
 pub use eval::{EvalConfig, Evaluator, Observation};
 pub use service::{RulesConfig, RulesService};
 

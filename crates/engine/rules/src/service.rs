@@ -142,18 +142,35 @@ pub struct RulesService {
     dir: Option<PathBuf>,
     inner: Mutex<Inner>,
     defs_write: Mutex<()>,
+    state_write: Mutex<()>,
     tx: broadcast::Sender<Arc<AlertEvent>>,
     dead: Arc<DeadLetters>,
     dirty: AtomicBool,
     metrics: RulesMetrics,
     last_suppressed: AtomicU64,
     last_untracked: AtomicU64,
+    /// The engine observed, to catch up on its picture when the first definitions arrive.
+    engine: std::sync::OnceLock<Weak<Engine>>,
 }
+
+/// What priming needs of a live entity, copied out of the picture.
+type PrimeItem = (
+    Uid,
+    Arc<str>,
+    Option<rampart_model::Text>,
+    f64,
+    f64,
+    Timestamp,
+);
 
 impl RulesService {
     /// Opens the rules engine, loading definitions, alerts and state from `dir` (created if
     /// missing; `None` keeps everything in memory), and starts the persistence threads.
-    pub fn open(cfg: RulesConfig, dir: Option<PathBuf>, metrics: &Metrics) -> Result<Arc<RulesService>, String> {
+    pub fn open(
+        cfg: RulesConfig,
+        dir: Option<PathBuf>,
+        metrics: &Metrics,
+    ) -> Result<Arc<RulesService>, String> {
         cfg.validate()?;
         let mut defs = Definitions::default();
         let mut state = StateFile::default();
@@ -188,10 +205,20 @@ impl RulesService {
         let m = RulesMetrics {
             raised: metrics.register_counter("rampart_alerts_raised", "Alerts raised"),
             cleared: metrics.register_counter("rampart_alerts_cleared", "Alerts cleared"),
-            acknowledged: metrics.register_counter("rampart_alerts_acknowledged", "Alerts acknowledged"),
-            suppressed: metrics.register_counter("rampart_alerts_suppressed", "Raises suppressed because the same alert was active"),
-            evaluated: metrics.register_counter("rampart_rules_observations", "Entity updates evaluated by the rules engine"),
-            untracked: metrics.register_counter("rampart_rules_untracked", "Entity updates not evaluated because the rule state is full"),
+            acknowledged: metrics
+                .register_counter("rampart_alerts_acknowledged", "Alerts acknowledged"),
+            suppressed: metrics.register_counter(
+                "rampart_alerts_suppressed",
+                "Raises suppressed because the same alert was active",
+            ),
+            evaluated: metrics.register_counter(
+                "rampart_rules_observations",
+                "Entity updates evaluated by the rules engine",
+            ),
+            untracked: metrics.register_counter(
+                "rampart_rules_untracked",
+                "Entity updates not evaluated because the rule state is full",
+            ),
         };
         let svc = Arc::new(RulesService {
             dead: Arc::new(DeadLetters::new(cfg.webhook.max_dead_letters)),
@@ -199,18 +226,24 @@ impl RulesService {
             inner: Mutex::new(Inner {
                 eval,
                 alerts,
-                fences: defs.geofences.into_iter().map(|g| (g.id.clone(), g)).collect(),
+                fences: defs
+                    .geofences
+                    .into_iter()
+                    .map(|g| (g.id.clone(), g))
+                    .collect(),
                 rules: defs.rules.into_iter().map(|r| (r.id.clone(), r)).collect(),
                 next_seq: defs.next_seq,
                 scratch: Vec::new(),
                 events: Vec::new(),
             }),
             defs_write: Mutex::new(()),
+            state_write: Mutex::new(()),
             tx,
             dirty: AtomicBool::new(false),
             metrics: m,
             last_suppressed: AtomicU64::new(0),
             last_untracked: AtomicU64::new(0),
+            engine: std::sync::OnceLock::new(),
             cfg,
         });
         svc.start_persistence()?;
@@ -224,14 +257,18 @@ impl RulesService {
 
     /// Primes the state from the engine's live picture (last report times, proximity
     /// positions; nothing is raised) and attaches the service as the engine's observer.
-    pub fn attach(self: &Arc<Self>, engine: &Engine) -> Result<(), String> {
+    pub fn attach(self: &Arc<Self>, engine: &Arc<Engine>) -> Result<(), String> {
         {
             let picture = engine.picture();
             let mut inner = self.inner.lock();
-            for e in picture.iter() {
-                inner.eval.prime(&Observation::from_entity(e), e.received);
+            // With no definitions nothing is tracked; the first ones prime from the picture.
+            if !inner.eval.is_idle() {
+                for e in picture.iter() {
+                    inner.eval.prime(&Observation::from_entity(e), e.received);
+                }
             }
         }
+        let _ = self.engine.set(Arc::downgrade(engine));
         engine
             .set_observer(self.clone())
             .map_err(|_| "the engine already has an observer".to_string())
@@ -293,7 +330,9 @@ impl RulesService {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
         for e in entities {
-            inner.eval.observe(&Observation::from_entity(e), now, &mut inner.scratch);
+            inner
+                .eval
+                .observe(&Observation::from_entity(e), now, &mut inner.scratch);
         }
         self.metrics.evaluated.inc_by(entities.len() as u64);
         let u = inner.eval.stats().untracked;
@@ -374,7 +413,11 @@ impl RulesService {
 
     /// Creates geofences (`replace = false`: an existing id is an error) or creates/replaces
     /// them (`replace = true`), all or none. Ids left empty are assigned. Returns them.
-    pub fn put_geofences(&self, mut fences: Vec<Geofence>, replace: bool) -> Result<Vec<Geofence>, RulesError> {
+    pub fn put_geofences(
+        &self,
+        mut fences: Vec<Geofence>,
+        replace: bool,
+    ) -> Result<Vec<Geofence>, RulesError> {
         for (i, g) in fences.iter().enumerate() {
             g.validate(&self.cfg.limits).map_err(|e| {
                 if fences.len() > 1 {
@@ -385,6 +428,7 @@ impl RulesService {
             })?;
         }
         let _w = self.defs_write.lock();
+        let items = self.prime_items();
         let defs = {
             let mut inner = self.inner.lock();
             let mut seq = inner.next_seq;
@@ -400,15 +444,22 @@ impl RulesService {
                     return Err(RulesError::Exists("geofence", g.id.clone()));
                 }
             }
-            let added = fences.iter().filter(|g| !inner.fences.contains_key(&g.id)).count();
+            let added = fences
+                .iter()
+                .filter(|g| !inner.fences.contains_key(&g.id))
+                .count();
             if inner.fences.len() + added > self.cfg.max_geofences {
-                return Err(RulesError::Full(format!("at most {} geofences (max_geofences)", self.cfg.max_geofences)));
+                return Err(RulesError::Full(format!(
+                    "at most {} geofences (max_geofences)",
+                    self.cfg.max_geofences
+                )));
             }
             inner.next_seq = seq;
             for g in &fences {
                 inner.fences.insert(g.id.clone(), g.clone());
             }
             self.rebuild(&mut inner);
+            Self::prime(&mut inner, &items);
             snapshot_defs(&inner)
         };
         self.save_defs(&defs)?;
@@ -426,10 +477,15 @@ impl RulesService {
                 }
             })?;
             if matches!(r.id.as_str(), "emergency" | "sos") {
-                return Err(DefError::new("id", format!("{:?} is reserved for built-in alerts", r.id)).into());
+                return Err(DefError::new(
+                    "id",
+                    format!("{:?} is reserved for built-in alerts", r.id),
+                )
+                .into());
             }
         }
         let _w = self.defs_write.lock();
+        let items = self.prime_items();
         let defs = {
             let mut inner = self.inner.lock();
             let mut seq = inner.next_seq;
@@ -445,15 +501,22 @@ impl RulesService {
                     return Err(RulesError::Exists("rule", r.id.clone()));
                 }
             }
-            let added = rules.iter().filter(|r| !inner.rules.contains_key(&r.id)).count();
+            let added = rules
+                .iter()
+                .filter(|r| !inner.rules.contains_key(&r.id))
+                .count();
             if inner.rules.len() + added > self.cfg.max_rules {
-                return Err(RulesError::Full(format!("at most {} rules (max_rules)", self.cfg.max_rules)));
+                return Err(RulesError::Full(format!(
+                    "at most {} rules (max_rules)",
+                    self.cfg.max_rules
+                )));
             }
             inner.next_seq = seq;
             for r in &rules {
                 inner.rules.insert(r.id.clone(), r.clone());
             }
             self.rebuild(&mut inner);
+            Self::prime(&mut inner, &items);
             snapshot_defs(&inner)
         };
         self.save_defs(&defs)?;
@@ -490,6 +553,48 @@ impl RulesService {
         self.save_defs(&defs)
     }
 
+    /// The live entities, copied, when the evaluator is idle (so the first definitions see
+    /// entities that are already silent). Called without the inner lock held.
+    fn prime_items(&self) -> Vec<PrimeItem> {
+        if !self.inner.lock().eval.is_idle() {
+            return Vec::new();
+        }
+        let Some(engine) = self.engine.get().and_then(Weak::upgrade) else {
+            return Vec::new();
+        };
+        let picture = engine.picture();
+        picture
+            .iter()
+            .map(|e| {
+                (
+                    e.uid.clone(),
+                    e.cot_type.clone(),
+                    e.callsign.clone(),
+                    e.lat,
+                    e.lon,
+                    e.received,
+                )
+            })
+            .collect()
+    }
+
+    fn prime(inner: &mut Inner, items: &[PrimeItem]) {
+        for (uid, cot_type, callsign, lat, lon, received) in items {
+            let obs = Observation {
+                uid,
+                cot_type,
+                callsign: callsign.as_deref(),
+                lat: *lat,
+                lon: *lon,
+                speed: None,
+                course: None,
+                hae: None,
+                attributes: None,
+            };
+            inner.eval.prime(&obs, *received);
+        }
+    }
+
     fn rebuild(&self, inner: &mut Inner) {
         let fences: Vec<Geofence> = inner.fences.values().cloned().collect();
         let rules: Vec<Rule> = inner.rules.values().cloned().collect();
@@ -501,25 +606,32 @@ impl RulesService {
     fn save_defs(&self, defs: &Definitions) -> Result<(), RulesError> {
         let Some(d) = &self.dir else { return Ok(()) };
         let bytes = serde_json::to_vec(defs).map_err(|e| RulesError::Storage(e.to_string()))?;
-        store::write_atomic(&d.join("definitions.json"), &bytes).map_err(|e| RulesError::Storage(e.to_string()))
+        store::write_atomic(&d.join("definitions.json"), &bytes)
+            .map_err(|e| RulesError::Storage(e.to_string()))
     }
 
     // ---- persistence ----
 
     fn start_persistence(self: &Arc<Self>) -> Result<(), String> {
-        let Some(dir) = self.dir.clone() else { return Ok(()) };
+        let Some(dir) = self.dir.clone() else {
+            return Ok(());
+        };
         // Compact the alert log now: one line per alert.
         let all = self.inner.lock().alerts.all();
         let compact = |all: &[Alert]| -> std::io::Result<()> {
             let mut buf = Vec::new();
             for a in all {
-                let ev = AlertEvent { event: a.state, alert: a.clone() };
+                let ev = AlertEvent {
+                    event: a.state,
+                    alert: a.clone(),
+                };
                 serde_json::to_writer(&mut buf, &ev).map_err(std::io::Error::other)?;
                 buf.push(b'\n');
             }
             store::write_atomic(&dir.join("alerts.jsonl"), &buf)
         };
-        compact(&all).map_err(|e| format!("writing {}: {e}", dir.join("alerts.jsonl").display()))?;
+        compact(&all)
+            .map_err(|e| format!("writing {}: {e}", dir.join("alerts.jsonl").display()))?;
         let mut log = LineLog::open(&dir.join("alerts.jsonl"), all.len())
             .map_err(|e| format!("opening the alert log: {e}"))?;
         let max_lines = 2 * (self.cfg.alerts.max_active + self.cfg.alerts.max_closed).max(1000);
@@ -551,14 +663,21 @@ impl RulesService {
                         let path = log_dir.join("alerts.jsonl");
                         let mut buf = Vec::new();
                         for a in &all {
-                            let ev = AlertEvent { event: a.state, alert: a.clone() };
+                            let ev = AlertEvent {
+                                event: a.state,
+                                alert: a.clone(),
+                            };
                             if serde_json::to_writer(&mut buf, &ev).is_ok() {
                                 buf.push(b'\n');
                             }
                         }
-                        match store::write_atomic(&path, &buf).and_then(|_| LineLog::open(&path, all.len())) {
+                        match store::write_atomic(&path, &buf)
+                            .and_then(|_| LineLog::open(&path, all.len()))
+                        {
                             Ok(l) => log = l,
-                            Err(e) => tracing::error!(error = %e, "compacting the alert log failed"),
+                            Err(e) => {
+                                tracing::error!(error = %e, "compacting the alert log failed")
+                            }
                         }
                         batch.clear();
                         continue;
@@ -593,8 +712,13 @@ impl RulesService {
     /// Saves the per-entity state now.
     pub fn save_state(&self) -> Result<(), String> {
         let Some(d) = &self.dir else { return Ok(()) };
+        // One writer at a time, so an older snapshot never replaces a newer one.
+        let _w = self.state_write.lock();
         let entities = self.inner.lock().eval.snapshot();
-        let file = StateFile { saved_at: Timestamp::now().millis(), entities };
+        let file = StateFile {
+            saved_at: Timestamp::now().millis(),
+            entities,
+        };
         let bytes = serde_json::to_vec(&file).map_err(|e| e.to_string())?;
         store::write_atomic(&d.join("state.json"), &bytes).map_err(|e| e.to_string())
     }

@@ -74,7 +74,8 @@ impl Obs {
         self
     }
     fn text(mut self, k: &str, v: &str) -> Obs {
-        self.attrs.insert(Text::from(k), AttrValue::Text(Text::from(v)));
+        self.attrs
+            .insert(Text::from(k), AttrValue::Text(Text::from(v)));
         self
     }
 }
@@ -138,25 +139,46 @@ fn enter_and_exit_polygon_with_hole() {
         holes: vec![square(0.4, 0.4, 0.2)],
     };
     let mut h = H::new(
-        vec![fence("z", shape, Triggers { enter: true, exit: true, ..Default::default() })],
+        vec![fence(
+            "z",
+            shape,
+            Triggers {
+                enter: true,
+                exit: true,
+                ..Default::default()
+            },
+        )],
         vec![],
     );
     assert!(h.see(&at("u1", 2.0, 2.0), 0).is_empty());
     let ev = h.see(&at("u1", 0.1, 0.1), 1);
     assert_eq!(kinds(&ev), vec![(AlertState::Raised, AlertKind::Enter)]);
     assert_eq!(ev[0].alert.entities, vec!["u1".to_string()]);
-    assert!(ev[0].alert.message.contains("entered zone z"), "{}", ev[0].alert.message);
-    assert!(h.see(&at("u1", 0.2, 0.2), 2).is_empty(), "no change, no event");
+    assert!(
+        ev[0].alert.message.contains("entered zone z"),
+        "{}",
+        ev[0].alert.message
+    );
+    assert!(
+        h.see(&at("u1", 0.2, 0.2), 2).is_empty(),
+        "no change, no event"
+    );
     // Into the hole: that is outside.
     let ev = h.see(&at("u1", 0.5, 0.5), 3);
     assert_eq!(
         kinds(&ev),
-        vec![(AlertState::Cleared, AlertKind::Enter), (AlertState::Raised, AlertKind::Exit)]
+        vec![
+            (AlertState::Cleared, AlertKind::Enter),
+            (AlertState::Raised, AlertKind::Exit)
+        ]
     );
     let ev = h.see(&at("u1", 0.9, 0.9), 4);
     assert_eq!(
         kinds(&ev),
-        vec![(AlertState::Cleared, AlertKind::Exit), (AlertState::Raised, AlertKind::Enter)]
+        vec![
+            (AlertState::Cleared, AlertKind::Exit),
+            (AlertState::Raised, AlertKind::Enter)
+        ]
     );
 }
 
@@ -164,14 +186,26 @@ fn enter_and_exit_polygon_with_hole() {
 fn circle_corridor_and_filters() {
     let mut circle = fence(
         "c",
-        Shape::Circle { center: [10.0, 50.0], radius_m: 1000.0 },
-        Triggers { enter: true, ..Default::default() },
+        Shape::Circle {
+            center: [10.0, 50.0],
+            radius_m: 1000.0,
+        },
+        Triggers {
+            enter: true,
+            ..Default::default()
+        },
     );
     circle.filter.types = vec!["a-h".into()];
     let corridor = fence(
         "r",
-        Shape::Corridor { line: vec![[0.0, 0.0], [1.0, 0.0]], width_m: 2000.0 },
-        Triggers { enter: true, ..Default::default() },
+        Shape::Corridor {
+            line: vec![[0.0, 0.0], [1.0, 0.0]],
+            width_m: 2000.0,
+        },
+        Triggers {
+            enter: true,
+            ..Default::default()
+        },
     );
     let mut h = H::new(vec![circle, corridor], vec![]);
     // 0.005° north of the centre is ~556 m: inside, but friendly is filtered out.
@@ -192,8 +226,14 @@ fn dwell_fires_once_after_t_and_clears_on_exit() {
     let mut h = H::new(
         vec![fence(
             "d",
-            Shape::Polygon { exterior: square(0.0, 0.0, 1.0), holes: vec![] },
-            Triggers { dwell_secs: Some(60.0), ..Default::default() },
+            Shape::Polygon {
+                exterior: square(0.0, 0.0, 1.0),
+                holes: vec![],
+            },
+            Triggers {
+                dwell_secs: Some(60.0),
+                ..Default::default()
+            },
         )],
         vec![],
     );
@@ -214,8 +254,15 @@ fn dwell_fires_once_after_t_and_clears_on_exit() {
 fn restart_in_the_middle_of_a_dwell_keeps_the_entry_time() {
     let fences = vec![fence(
         "d",
-        Shape::Polygon { exterior: square(0.0, 0.0, 1.0), holes: vec![] },
-        Triggers { enter: true, dwell_secs: Some(60.0), ..Default::default() },
+        Shape::Polygon {
+            exterior: square(0.0, 0.0, 1.0),
+            holes: vec![],
+        },
+        Triggers {
+            enter: true,
+            dwell_secs: Some(60.0),
+            ..Default::default()
+        },
     )];
     let mut h = H::new(fences.clone(), vec![]);
     assert_eq!(h.see(&at("u", 0.5, 0.5), 100).len(), 1);
@@ -236,7 +283,11 @@ fn restart_in_the_middle_of_a_dwell_keeps_the_entry_time() {
     assert!(h2.see(&at("u", 0.6, 0.6), 140).is_empty());
     assert!(h2.tick(159).is_empty());
     let ev = h2.tick(160);
-    assert_eq!(kinds(&ev), vec![(AlertState::Raised, AlertKind::Dwell)], "dwell counted from the first entry");
+    assert_eq!(
+        kinds(&ev),
+        vec![(AlertState::Raised, AlertKind::Dwell)],
+        "dwell counted from the first entry"
+    );
     // Even without a new report after the restart, the tick fires.
     let mut eval = Evaluator::new(EvalConfig::default());
     eval.set_definitions(&fences, &[], &mut t);
@@ -251,8 +302,14 @@ fn count_inside_above_n() {
     let mut h = H::new(
         vec![fence(
             "n",
-            Shape::Polygon { exterior: square(0.0, 0.0, 1.0), holes: vec![] },
-            Triggers { count_above: Some(2), ..Default::default() },
+            Shape::Polygon {
+                exterior: square(0.0, 0.0, 1.0),
+                holes: vec![],
+            },
+            Triggers {
+                count_above: Some(2),
+                ..Default::default()
+            },
         )],
         vec![],
     );
@@ -260,9 +317,19 @@ fn count_inside_above_n() {
     assert!(h.see(&at("b", 0.5, 0.5), 0).is_empty());
     let ev = h.see(&at("c", 0.5, 0.5), 0);
     assert_eq!(kinds(&ev), vec![(AlertState::Raised, AlertKind::Count)]);
-    assert!(ev[0].alert.message.starts_with("3 entities"), "{}", ev[0].alert.message);
-    assert!(h.see(&at("d", 0.5, 0.5), 0).is_empty(), "still above, suppressed");
-    assert!(h.see(&at("d", 5.0, 5.0), 0).is_empty(), "3 is still above 2");
+    assert!(
+        ev[0].alert.message.starts_with("3 entities"),
+        "{}",
+        ev[0].alert.message
+    );
+    assert!(
+        h.see(&at("d", 0.5, 0.5), 0).is_empty(),
+        "still above, suppressed"
+    );
+    assert!(
+        h.see(&at("d", 5.0, 5.0), 0).is_empty(),
+        "3 is still above 2"
+    );
     let ev = h.see(&at("c", 5.0, 5.0), 0);
     assert_eq!(kinds(&ev), vec![(AlertState::Cleared, AlertKind::Count)]);
 }
@@ -272,8 +339,14 @@ fn proximity_raises_both_ways_and_clears_with_hysteresis() {
     let r = rule(
         "p",
         RuleKind::Proximity {
-            a: Filter { types: vec!["a-h".into()], ..Default::default() },
-            b: Filter { types: vec!["a-f".into()], ..Default::default() },
+            a: Filter {
+                types: vec!["a-h".into()],
+                ..Default::default()
+            },
+            b: Filter {
+                types: vec!["a-f".into()],
+                ..Default::default()
+            },
             distance_m: 2000.0,
         },
     );
@@ -284,14 +357,23 @@ fn proximity_raises_both_ways_and_clears_with_hysteresis() {
     // Hostile moves to ~1.1 km.
     let ev = h.see(&at("h1", 10.01, 10.0).typed("a-h-G"), 2);
     assert_eq!(kinds(&ev), vec![(AlertState::Raised, AlertKind::Proximity)]);
-    assert_eq!(ev[0].alert.entities, vec!["h1".to_string(), "f1".to_string()]);
+    assert_eq!(
+        ev[0].alert.entities,
+        vec!["h1".to_string(), "f1".to_string()]
+    );
     // Friendly moves but stays close: nothing new.
     assert!(h.see(&at("f1", 10.001, 10.0), 3).is_empty());
     // 2.05 km apart is within the 5 % clear hysteresis: still raised.
-    assert!(h.see(&at("f1", 10.01 - 2050.0 / 111_195.0, 10.0), 4).is_empty());
+    assert!(
+        h.see(&at("f1", 10.01 - 2050.0 / 111_195.0, 10.0), 4)
+            .is_empty()
+    );
     // Friendly runs away: cleared (B moving clears the pair too).
     let ev = h.see(&at("f1", 9.9, 10.0), 5);
-    assert_eq!(kinds(&ev), vec![(AlertState::Cleared, AlertKind::Proximity)]);
+    assert_eq!(
+        kinds(&ev),
+        vec![(AlertState::Cleared, AlertKind::Proximity)]
+    );
     // A friendly that comes to a stationary hostile raises (B side search).
     let ev = h.see(&at("f2", 10.011, 10.001), 6);
     assert_eq!(kinds(&ev), vec![(AlertState::Raised, AlertKind::Proximity)]);
@@ -303,7 +385,13 @@ fn proximity_raises_both_ways_and_clears_with_hysteresis() {
 fn lost_comms_raises_after_silence_and_clears_on_report() {
     let r = rule(
         "lc",
-        RuleKind::LostComms { filter: Filter { types: vec!["a-f".into()], ..Default::default() }, after_secs: 30.0 },
+        RuleKind::LostComms {
+            filter: Filter {
+                types: vec!["a-f".into()],
+                ..Default::default()
+            },
+            after_secs: 30.0,
+        },
     );
     let mut h = H::new(vec![], vec![r]);
     h.see(&at("u", 1.0, 1.0), 0);
@@ -311,10 +399,17 @@ fn lost_comms_raises_after_silence_and_clears_on_report() {
     assert!(h.tick(30).is_empty(), "not longer than 30 s yet");
     let ev = h.tick(31);
     assert_eq!(kinds(&ev), vec![(AlertState::Raised, AlertKind::LostComms)]);
-    assert_eq!(ev[0].alert.entities, vec!["u".to_string()], "hostile not watched");
+    assert_eq!(
+        ev[0].alert.entities,
+        vec!["u".to_string()],
+        "hostile not watched"
+    );
     assert!(h.tick(60).is_empty(), "raised once");
     let ev = h.see(&at("u", 1.0, 1.0), 61);
-    assert_eq!(kinds(&ev), vec![(AlertState::Cleared, AlertKind::LostComms)]);
+    assert_eq!(
+        kinds(&ev),
+        vec![(AlertState::Cleared, AlertKind::LostComms)]
+    );
     assert!(h.tick(80).is_empty());
     assert_eq!(h.tick(92).len(), 1, "silent again");
 }
@@ -338,16 +433,25 @@ fn threshold_hysteresis_and_minimum_duration() {
     assert!(h.see(&at("u", 0.0, 0.0).num("battery", 16.0), 5).is_empty());
     assert!(h.tick(20).is_empty());
     // Below for 10 s: raised by the tick even without a new report.
-    assert!(h.see(&at("u", 0.0, 0.0).num("battery", 14.0), 30).is_empty());
+    assert!(
+        h.see(&at("u", 0.0, 0.0).num("battery", 14.0), 30)
+            .is_empty()
+    );
     assert!(h.tick(39).is_empty());
     let ev = h.tick(40);
     assert_eq!(kinds(&ev), vec![(AlertState::Raised, AlertKind::Threshold)]);
     // Noisy values between 15 and 18 do not clear.
     for (t, v) in [(41, 16.0), (42, 17.9), (43, 14.5), (44, 18.0)] {
-        assert!(h.see(&at("u", 0.0, 0.0).num("battery", v), t).is_empty(), "{v} flapped");
+        assert!(
+            h.see(&at("u", 0.0, 0.0).num("battery", v), t).is_empty(),
+            "{v} flapped"
+        );
     }
     let ev = h.see(&at("u", 0.0, 0.0).num("battery", 18.5), 45);
-    assert_eq!(kinds(&ev), vec![(AlertState::Cleared, AlertKind::Threshold)]);
+    assert_eq!(
+        kinds(&ev),
+        vec![(AlertState::Cleared, AlertKind::Threshold)]
+    );
     // Above-type threshold with no minimum duration, on a text value.
     let r = rule(
         "hot",
@@ -362,13 +466,21 @@ fn threshold_hysteresis_and_minimum_duration() {
     let mut h = H::new(vec![], vec![r]);
     let ev = h.see(&at("t", 0.0, 0.0).text("engine_temp", "115"), 0);
     assert_eq!(kinds(&ev), vec![(AlertState::Raised, AlertKind::Threshold)]);
-    assert!(ev[0].alert.message.contains("above 110"), "{}", ev[0].alert.message);
+    assert!(
+        ev[0].alert.message.contains("above 110"),
+        "{}",
+        ev[0].alert.message
+    );
 }
 
 #[test]
 fn cot_emergencies_raise_at_once_and_cancel_clears() {
     let mut h = H::new(vec![], vec![]);
-    for (t, label) in [("b-a-o-tbl", "911"), ("b-a-o-pan", "ring the bell"), ("b-a-o-opn", "troops in contact")] {
+    for (t, label) in [
+        ("b-a-o-tbl", "911"),
+        ("b-a-o-pan", "ring the bell"),
+        ("b-a-o-opn", "troops in contact"),
+    ] {
         let sender = format!("ANDROID-{label}");
         let ev = h.see(
             &at(&format!("{sender}-9-1-1"), 1.0, 2.0)
@@ -377,12 +489,28 @@ fn cot_emergencies_raise_at_once_and_cancel_clears() {
                 .text("link.parent_callsign", "VIPER"),
             0,
         );
-        assert_eq!(kinds(&ev), vec![(AlertState::Raised, AlertKind::Emergency)], "{t}");
+        assert_eq!(
+            kinds(&ev),
+            vec![(AlertState::Raised, AlertKind::Emergency)],
+            "{t}"
+        );
         assert_eq!(ev[0].alert.priority, Priority::Emergency);
         assert_eq!(ev[0].alert.entities[0], sender);
-        assert!(ev[0].alert.message.contains("VIPER"), "{}", ev[0].alert.message);
+        assert!(
+            ev[0].alert.message.contains("VIPER"),
+            "{}",
+            ev[0].alert.message
+        );
         // ATAK repeats the event: suppressed.
-        assert!(h.see(&at(&format!("{sender}-9-1-1"), 1.0, 2.0).typed(t).text("link.parent_uid", &sender), 1).is_empty());
+        assert!(
+            h.see(
+                &at(&format!("{sender}-9-1-1"), 1.0, 2.0)
+                    .typed(t)
+                    .text("link.parent_uid", &sender),
+                1
+            )
+            .is_empty()
+        );
         let ev = h.see(
             &at(&format!("{sender}-9-1-1"), 1.0, 2.0)
                 .typed("b-a-o-can")
@@ -390,12 +518,24 @@ fn cot_emergencies_raise_at_once_and_cancel_clears() {
                 .text("emergency.cancel", "true"),
             2,
         );
-        assert_eq!(kinds(&ev), vec![(AlertState::Cleared, AlertKind::Emergency)], "{t} cancel");
+        assert_eq!(
+            kinds(&ev),
+            vec![(AlertState::Cleared, AlertKind::Emergency)],
+            "{t} cancel"
+        );
     }
     // A cancel flag on an emergency type also clears.
     h.see(&at("E1", 0.0, 0.0).typed("b-a-o-tbl"), 3);
-    let ev = h.see(&at("E1", 0.0, 0.0).typed("b-a-o-tbl").text("emergency.cancel", "true"), 4);
-    assert_eq!(kinds(&ev), vec![(AlertState::Cleared, AlertKind::Emergency)]);
+    let ev = h.see(
+        &at("E1", 0.0, 0.0)
+            .typed("b-a-o-tbl")
+            .text("emergency.cancel", "true"),
+        4,
+    );
+    assert_eq!(
+        kinds(&ev),
+        vec![(AlertState::Cleared, AlertKind::Emergency)]
+    );
 }
 
 #[test]
@@ -405,7 +545,10 @@ fn sos_flag_number_or_text() {
     let ev = h.see(&at("u", 0.0, 0.0).num("sos", 1.0), 1);
     assert_eq!(kinds(&ev), vec![(AlertState::Raised, AlertKind::Sos)]);
     assert_eq!(ev[0].alert.priority, Priority::Emergency);
-    assert!(h.see(&at("u", 0.0, 0.0).num("sos", 1.0), 2).is_empty(), "dedup");
+    assert!(
+        h.see(&at("u", 0.0, 0.0).num("sos", 1.0), 2).is_empty(),
+        "dedup"
+    );
     let ev = h.see(&at("u", 0.0, 0.0).text("sos", "false"), 3);
     assert_eq!(kinds(&ev), vec![(AlertState::Cleared, AlertKind::Sos)]);
     let ev = h.see(&at("v", 0.0, 0.0).text("sos", "true"), 4);
@@ -417,8 +560,14 @@ fn sos_flag_number_or_text() {
 fn duplicate_raise_after_ack_is_suppressed_and_deleting_a_fence_clears() {
     let f = fence(
         "z",
-        Shape::Polygon { exterior: square(0.0, 0.0, 1.0), holes: vec![] },
-        Triggers { enter: true, ..Default::default() },
+        Shape::Polygon {
+            exterior: square(0.0, 0.0, 1.0),
+            holes: vec![],
+        },
+        Triggers {
+            enter: true,
+            ..Default::default()
+        },
     );
     let mut h = H::new(vec![f], vec![]);
     let ev = h.see(&at("u", 0.5, 0.5), 0);
@@ -429,7 +578,17 @@ fn duplicate_raise_after_ack_is_suppressed_and_deleting_a_fence_clears() {
     let mut t = Vec::new();
     let mut fresh = Evaluator::new(EvalConfig::default());
     fresh.set_definitions(
-        &[fence("z", Shape::Polygon { exterior: square(0.0, 0.0, 1.0), holes: vec![] }, Triggers { enter: true, ..Default::default() })],
+        &[fence(
+            "z",
+            Shape::Polygon {
+                exterior: square(0.0, 0.0, 1.0),
+                holes: vec![],
+            },
+            Triggers {
+                enter: true,
+                ..Default::default()
+            },
+        )],
         &[],
         &mut t,
     );
@@ -453,15 +612,32 @@ fn many_fences_use_the_grid_and_large_fences() {
         for j in 0..20 {
             fences.push(fence(
                 &format!("f{i}-{j}"),
-                Shape::Polygon { exterior: square(i as f64 * 0.5, j as f64 * 0.5, 0.2), holes: vec![] },
-                Triggers { enter: true, ..Default::default() },
+                Shape::Polygon {
+                    exterior: square(i as f64 * 0.5, j as f64 * 0.5, 0.2),
+                    holes: vec![],
+                },
+                Triggers {
+                    enter: true,
+                    ..Default::default()
+                },
             ));
         }
     }
     fences.push(fence(
         "world",
-        Shape::Polygon { exterior: vec![[-170.0, -80.0], [170.0, -80.0], [170.0, 80.0], [-170.0, 80.0]], holes: vec![] },
-        Triggers { enter: true, ..Default::default() },
+        Shape::Polygon {
+            exterior: vec![
+                [-170.0, -80.0],
+                [170.0, -80.0],
+                [170.0, 80.0],
+                [-170.0, 80.0],
+            ],
+            holes: vec![],
+        },
+        Triggers {
+            enter: true,
+            ..Default::default()
+        },
     ));
     let mut h = H::new(fences, vec![]);
     let ev = h.see(&at("u", 3.1, 2.6), 0); // lat 3.1, lon 2.6 → fence f5-6
@@ -478,7 +654,10 @@ fn service_persists_definitions_alerts_and_dwell_state() {
     use crate::service::{RulesConfig, RulesService};
     let dir = tempfile::tempdir().unwrap();
     let metrics = rampart_engine::Metrics::new();
-    let cfg = RulesConfig { state_save_interval_ms: 20, ..Default::default() };
+    let cfg = RulesConfig {
+        state_save_interval_ms: 20,
+        ..Default::default()
+    };
     let svc = RulesService::open(cfg.clone(), Some(dir.path().to_path_buf()), &metrics).unwrap();
     let mut rx = svc.subscribe();
     let g: Geofence = serde_json::from_str(
@@ -487,8 +666,14 @@ fn service_persists_definitions_alerts_and_dwell_state() {
     .unwrap();
     let created = svc.put_geofences(vec![g], false).unwrap();
     assert_eq!(created[0].id, "gf-1");
-    let bad: Geofence = serde_json::from_str(r#"{"shape":{"type":"circle","center":[10,50],"radius_m":-1},"triggers":{"enter":true}}"#).unwrap();
-    assert!(matches!(svc.put_geofences(vec![bad], false), Err(crate::service::RulesError::Invalid(_))));
+    let bad: Geofence = serde_json::from_str(
+        r#"{"shape":{"type":"circle","center":[10,50],"radius_m":-1},"triggers":{"enter":true}}"#,
+    )
+    .unwrap();
+    assert!(matches!(
+        svc.put_geofences(vec![bad], false),
+        Err(crate::service::RulesError::Invalid(_))
+    ));
     let mut e = rampart_model::Entity {
         uid: "u1".into(),
         cot_type: "a-f-G".into(),
@@ -522,7 +707,10 @@ fn service_persists_definitions_alerts_and_dwell_state() {
     drop(svc);
     let svc = RulesService::open(cfg, Some(dir.path().to_path_buf()), &metrics).unwrap();
     assert_eq!(svc.geofences().len(), 1);
-    let alerts = svc.alerts(&crate::alert::AlertQuery { limit: 10, ..Default::default() });
+    let alerts = svc.alerts(&crate::alert::AlertQuery {
+        limit: 10,
+        ..Default::default()
+    });
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0].acked_by.as_deref(), Some("alice"));
     let mut rx = svc.subscribe();
@@ -531,5 +719,42 @@ fn service_persists_definitions_alerts_and_dwell_state() {
     assert!(rx.try_recv().is_err(), "no second enter after restart");
     svc.tick(Timestamp(31_000));
     let ev = rx.try_recv().unwrap();
-    assert_eq!(ev.alert.kind, AlertKind::Dwell, "dwell counted from before the restart");
+    assert_eq!(
+        ev.alert.kind,
+        AlertKind::Dwell,
+        "dwell counted from before the restart"
+    );
+}
+
+#[tokio::test]
+async fn first_rules_cover_entities_already_in_the_picture() {
+    use crate::service::{RulesConfig, RulesService};
+    use rampart_history::{HistoryStore, SegmentLog, SegmentLogConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let log = SegmentLog::open(SegmentLogConfig::new(dir.path())).unwrap();
+    let store: std::sync::Arc<dyn HistoryStore> = log.clone();
+    let metrics = std::sync::Arc::new(rampart_engine::Metrics::new());
+    let engine = rampart_engine::Engine::open(Default::default(), store, metrics.clone()).unwrap();
+    let svc = RulesService::open(RulesConfig::default(), None, &metrics).unwrap();
+    svc.attach(&engine).unwrap();
+    let mut r = rampart_model::Report::new("silent", 1.0, 2.0, Timestamp::now());
+    r.cot_type = Some("a-f-G".into());
+    engine.ingest(vec![r]).await.unwrap();
+    // No rules yet: nothing is tracked. A lost-comms rule created now still watches it.
+    let mut rx = svc.subscribe();
+    svc.put_rules(
+        vec![rule(
+            "lc",
+            RuleKind::LostComms {
+                filter: Filter::default(),
+                after_secs: 1.0,
+            },
+        )],
+        false,
+    )
+    .unwrap();
+    svc.tick(Timestamp::now().plus_millis(2_000));
+    let ev = rx.try_recv().unwrap();
+    assert_eq!(ev.alert.kind, AlertKind::LostComms);
+    assert_eq!(ev.alert.entities, vec!["silent".to_string()]);
 }

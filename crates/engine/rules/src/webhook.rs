@@ -141,7 +141,13 @@ pub fn spawn(
     let mut queues = Vec::new();
     for h in hooks {
         let (tx, rx) = mpsc::channel::<Arc<AlertEvent>>(settings.queue_capacity.max(1));
-        tokio::spawn(worker(h.clone(), settings.clone(), client.clone(), rx, dead.clone()));
+        tokio::spawn(worker(
+            h.clone(),
+            settings.clone(),
+            client.clone(),
+            rx,
+            dead.clone(),
+        ));
         queues.push((h, tx));
     }
     tokio::spawn(async move {
@@ -164,7 +170,10 @@ pub fn spawn(
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(missed = n, "webhook dispatcher fell behind the alert channel");
+                    tracing::warn!(
+                        missed = n,
+                        "webhook dispatcher fell behind the alert channel"
+                    );
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             }

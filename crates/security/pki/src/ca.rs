@@ -207,7 +207,9 @@ pub struct Pki {
 
 impl std::fmt::Debug for Pki {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pki").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("Pki")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -569,12 +571,7 @@ impl Pki {
                 public_key_pem(&sk.public_key()).as_bytes(),
                 0o644,
             )?;
-            signing_public_key = Some(
-                sk.public_key()
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect(),
-            );
+            signing_public_key = Some(sk.public_key().iter().map(|b| format!("{b:02x}")).collect());
             signing_key = Some(path);
         }
         let record = CertRecord {
@@ -764,7 +761,10 @@ mod tests {
             )
             .unwrap();
         assert!(d.signing_key.is_some());
-        assert_eq!(d.record.signing_public_key.as_ref().map(|k| k.len()), Some(64));
+        assert_eq!(
+            d.record.signing_public_key.as_ref().map(|k| k.len()),
+            Some(64)
+        );
         // The bundle opens with its password and holds the key and both certificates.
         let ks = p12_keystore::KeyStore::from_pkcs12(
             &std::fs::read(&d.p12).unwrap(),

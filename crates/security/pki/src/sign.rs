@@ -354,6 +354,17 @@ impl SignatureVerifier {
         self.keys.lock().1.get(id).copied()
     }
 
+    /// [`SignatureVerifier::verify`], returning where the payload lies in `datagram`.
+    pub fn verify_range(
+        &self,
+        datagram: &[u8],
+        now_ms: i64,
+    ) -> Result<std::ops::Range<usize>, Refusal> {
+        let (_, payload) = self.verify(datagram, now_ms)?;
+        let start = datagram.len() - SIGNATURE_LEN - payload.len();
+        Ok(start..start + payload.len())
+    }
+
     /// Verifies `datagram` at `now_ms` and returns the device name and the wrapped payload.
     pub fn verify<'a>(
         &self,
@@ -430,7 +441,10 @@ mod tests {
         for i in 0..env.len() {
             let mut bad = env.clone();
             bad[i] ^= 0x01;
-            assert!(v.verify(&bad, NOW).is_err(), "byte {i} flipped was accepted");
+            assert!(
+                v.verify(&bad, NOW).is_err(),
+                "byte {i} flipped was accepted"
+            );
         }
         // The untouched envelope still passes: no flipped copy advanced the window.
         assert!(v.verify(&env, NOW).is_ok());
@@ -474,6 +488,14 @@ mod tests {
         assert_eq!(v.verify(b"<event/>", NOW), Err(Refusal::Unsigned));
         assert_eq!(v.verify(b"RSG1\x05abc", NOW), Err(Refusal::Malformed));
         assert_eq!(v.verify(b"RSG1", NOW), Err(Refusal::Malformed));
+    }
+
+    #[test]
+    fn verify_range_points_at_the_payload() {
+        let (sk, v) = setup();
+        let env = sk.seal("radio-1", 1, NOW, b"$GPGGA,1*00\r\n");
+        let r = v.verify_range(&env, NOW).unwrap();
+        assert_eq!(&env[r], b"$GPGGA,1*00\r\n");
     }
 
     #[test]

@@ -14,11 +14,9 @@ use std::time::{Duration, SystemTime};
 use parking_lot::{Mutex, RwLock};
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{
-    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime,
-};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 
 use crate::PkiError;
@@ -64,7 +62,40 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, PkiError> {
         .map_err(|e| PkiError::Invalid(format!("{}: {e}", path.display())))
 }
 
-/// The serial numbers (lower-case hex) in a PEM or DER CRL.
+/// The serial numbers in `crl` (PEM or DER), after checking that one of `cas` (DER
+/// certificates) issued and signed it. The signature is checked once per reload here, so
+/// handshakes only look serial numbers up.
+pub fn verified_crl_serials(
+    crl: &[u8],
+    cas: &[CertificateDer<'static>],
+) -> Result<HashSet<String>, PkiError> {
+    let der = parse_crl(crl)?;
+    let (_, parsed) = x509_parser::parse_x509_crl(der.as_ref())
+        .map_err(|e| PkiError::Invalid(format!("CRL: {e}")))?;
+    let signed_by_a_ca = cas.iter().any(|ca| {
+        x509_parser::parse_x509_certificate(ca.as_ref()).is_ok_and(|(_, ca)| {
+            ca.subject().as_raw() == parsed.issuer().as_raw()
+                && x509_parser::verify::verify_signature(
+                    ca.public_key(),
+                    &parsed.signature_algorithm,
+                    &parsed.signature_value,
+                    parsed.tbs_cert_list.as_ref(),
+                )
+                .is_ok()
+        })
+    });
+    if !signed_by_a_ca {
+        return Err(PkiError::Invalid(
+            "CRL: not signed by the CA (wrong issuer or bad signature)".into(),
+        ));
+    }
+    Ok(parsed
+        .iter_revoked_certificates()
+        .map(|r| serial_hex(r.raw_serial()))
+        .collect())
+}
+
+/// The serial numbers (lower-case hex) in a PEM or DER CRL (not verified).
 pub fn crl_serials(crl: &[u8]) -> Result<HashSet<String>, PkiError> {
     let der = parse_crl(crl)?;
     let (_, parsed) = x509_parser::parse_x509_crl(der.as_ref())
@@ -147,6 +178,7 @@ pub struct TrustState {
 /// (e.g. a damaged file) keeps the previous state, with an error in the log.
 pub struct RevocationWatch {
     roots: Arc<RootCertStore>,
+    ca_certs: Vec<CertificateDer<'static>>,
     crl: Option<PathBuf>,
     inventory: Option<PathBuf>,
     interval: Duration,
@@ -190,14 +222,16 @@ impl RevocationWatch {
         interval: Duration,
     ) -> Result<Arc<Self>, PkiError> {
         let mut roots = RootCertStore::empty();
-        for c in read_certs(ca)? {
+        let ca_certs = read_certs(ca)?;
+        for c in &ca_certs {
             roots
-                .add(c)
+                .add(c.clone())
                 .map_err(|e| PkiError::Invalid(format!("{}: {e}", ca.display())))?;
         }
         let (tx, _) = tokio::sync::watch::channel(Arc::new(TrustState::default()));
         let w = Arc::new(RevocationWatch {
             roots: Arc::new(roots),
+            ca_certs,
             crl,
             inventory,
             interval: interval.max(Duration::from_millis(10)),
@@ -222,7 +256,7 @@ impl RevocationWatch {
         if let Some(p) = &self.crl {
             match std::fs::read(p) {
                 Ok(bytes) => {
-                    state.revoked = crl_serials(&bytes)
+                    state.revoked = verified_crl_serials(&bytes, &self.ca_certs)
                         .map_err(|e| PkiError::Invalid(format!("{}: {e}", p.display())))?;
                     state.crls.push(parse_crl(&bytes)?);
                 }
@@ -367,11 +401,9 @@ impl CrlClientVerifier {
             self.watch.roots.clone(),
             self.provider.clone(),
         );
-        if !state.crls.is_empty() {
-            b = b
-                .with_crls(state.crls.iter().cloned())
-                .only_check_end_entity_revocation();
-        }
+        // Revocation is checked by serial number in `verify_client_cert` against the CRL
+        // verified at reload: handing rustls the CRL would re-verify its signature on every
+        // handshake.
         if self.auth == ClientAuth::Optional {
             b = b.allow_unauthenticated();
         }
@@ -402,8 +434,25 @@ impl ClientCertVerifier for CrlClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.current()?
-            .verify_client_cert(end_entity, intermediates, now)
+        let verified = self
+            .current()?
+            .verify_client_cert(end_entity, intermediates, now)?;
+        // The chain is valid: now the revocation list (end-entity certificates only; the CA
+        // has no intermediates).
+        let (_, cert) = x509_parser::parse_x509_certificate(end_entity.as_ref()).map_err(|_| {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
+        })?;
+        if self
+            .watch
+            .state()
+            .revoked
+            .contains(&serial_hex(cert.raw_serial()))
+        {
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Revoked,
+            ));
+        }
+        Ok(verified)
     }
 
     fn verify_tls12_signature(
@@ -457,7 +506,8 @@ pub fn server_config(
         (_, Some(w)) => w.client_verifier(auth),
         (_, None) => {
             return Err(PkiError::Invalid(
-                "client certificates are required or optional, but no CA was given to verify them".into(),
+                "client certificates are required or optional, but no CA was given to verify them"
+                    .into(),
             ));
         }
     };
@@ -569,11 +619,8 @@ mod tests {
         let client = |name: Option<&str>| {
             let paths = name.map(|n| (p.issued_cert(n), p.issued_key(n)));
             Arc::new(
-                client_config(
-                    &ca,
-                    paths.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
-                )
-                .unwrap(),
+                client_config(&ca, paths.as_ref().map(|(c, k)| (c.as_path(), k.as_path())))
+                    .unwrap(),
             )
         };
         let id = handshake(server.clone(), client(Some("alice")))
@@ -617,6 +664,29 @@ mod tests {
                 .await
                 .unwrap()
         });
+    }
+
+    #[test]
+    fn a_crl_of_another_ca_is_refused() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let (pa, _) = Pki::init(a.path()).unwrap();
+        let (pb, _) = Pki::init(b.path()).unwrap();
+        let ca_a = read_certs(&pa.paths().ca_cert()).unwrap();
+        let crl_a = std::fs::read(pa.paths().crl()).unwrap();
+        let crl_b = std::fs::read(pb.paths().crl()).unwrap();
+        assert!(verified_crl_serials(&crl_a, &ca_a).is_ok());
+        assert!(verified_crl_serials(&crl_b, &ca_a).is_err());
+        // A watch over CA a with CA b's CRL does not start.
+        assert!(
+            RevocationWatch::new(
+                &pa.paths().ca_cert(),
+                Some(pb.paths().crl()),
+                None,
+                DEFAULT_POLL
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -246,7 +246,7 @@ impl Broker {
                     .and_then(|s| now.checked_add(Duration::from_secs(s)));
                 queue.push_back(Delivery {
                     msg: Arc::new(Message {
-                observe: true,
+                        observe: true,
                         publish: p.publish,
                         origin: None,
                         expires_at,
