@@ -47,8 +47,17 @@ pub fn start(
     .context("starting the MQTT edge")
 }
 
-/// Binds one `mqtt` or `mqtts` listener.
-pub async fn bind(cfg: &Config, edge: Arc<MqttEdge>, l: &ListenSpec) -> anyhow::Result<()> {
+/// Binds one `mqtt` or `mqtts` listener. `mqtts` uses the node's PKI: its server
+/// certificate, client certificates verified against the CA and the CRL
+/// (`[security] mqtts_client_auth`, required by default), the certificate's common name as
+/// the device identity (`cert_subject` in the registry), and live connections closed when
+/// their certificate is revoked.
+pub async fn bind(
+    cfg: &Config,
+    edge: Arc<MqttEdge>,
+    l: &ListenSpec,
+    security: Option<&crate::pki::NodeSecurity>,
+) -> anyhow::Result<()> {
     let kind = if l.kind == "mqtts" { "mqtts" } else { "mqtt" };
     let listener = tokio::net::TcpListener::bind(l.addr)
         .await
@@ -57,14 +66,27 @@ pub async fn bind(cfg: &Config, edge: Arc<MqttEdge>, l: &ListenSpec) -> anyhow::
     if kind == "mqtt" {
         tokio::spawn(edge.run_tcp_listener(listener));
     } else {
+        let sec = security.context("mqtts needs the node's PKI")?;
         let (cert, key) = match (&cfg.mqtt.tls_cert, &cfg.mqtt.tls_key) {
             (Some(c), Some(k)) => (c.clone(), k.clone()),
-            _ => rampart_edge_cot::tls::ensure_self_signed(&cfg.data.join("tls"))?,
+            _ => (sec.server_cert.clone(), sec.server_key.clone()),
         };
-        let acceptor = rampart_edge_cot::tls::acceptor(&cert, &key)?;
-        // Without client-certificate verification there is no certificate identity yet:
-        // devices authenticate with their token over the encrypted channel.
-        let identity: rampart_edge_mqtt::CertIdentity = Arc::new(|_| None);
+        let tls = rampart_pki::server_config(
+            &cert,
+            &key,
+            cfg.security.mqtts_client_auth,
+            Some(&sec.watch),
+        )
+        .context("building the mqtts TLS configuration")?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let watch = sec.watch.clone();
+        let identity: rampart_edge_mqtt::CertIdentity = Arc::new(move |der: &[u8]| {
+            let id = rampart_pki::identity_of(der).ok()?;
+            Some(rampart_edge_mqtt::PeerCert {
+                subject: id.subject_cn,
+                revoked: Some(Box::pin(watch.revoked(id.serial))),
+            })
+        });
         tokio::spawn(edge.run_tls_listener(listener, acceptor, identity));
     }
     tracing::info!(kind, addr = %bound, "listening");

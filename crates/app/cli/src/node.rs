@@ -196,7 +196,7 @@ async fn run_async(cfg: Config, mode: Mode) -> anyhow::Result<()> {
                 let Some(edge) = mqtt.clone() else {
                     anyhow::bail!("the MQTT edge did not start");
                 };
-                crate::mqtt::bind(&cfg, edge, l).await?;
+                crate::mqtt::bind(&cfg, edge, l, security.as_ref()).await?;
             }
             "cot-tcp" | "cot-tls" | "cot-udp" | "cot-mesh" => {
                 let Some(edge) = cot.clone() else {

@@ -35,6 +35,9 @@ pub struct SecuritySection {
     pub server_sans: Vec<String>,
     /// Client certificates on `https`: `optional` (default), `required` or `none`.
     pub https_client_auth: ClientAuth,
+    /// Client certificates on `mqtts` (default required; `optional` lets devices in with a
+    /// token instead).
+    pub mqtts_client_auth: ClientAuth,
     /// HTTPS server certificate (PEM) instead of the PKI's.
     pub https_cert: Option<PathBuf>,
     /// HTTPS server key (PEM).
@@ -53,6 +56,7 @@ impl Default for SecuritySection {
             server_name: "rampart-server".to_string(),
             server_sans: Vec::new(),
             https_client_auth: ClientAuth::Optional,
+            mqtts_client_auth: ClientAuth::Required,
             https_cert: None,
             https_key: None,
             feeds_require_signatures: false,
@@ -80,6 +84,9 @@ pub fn apply_secure(cfg: &mut Config) -> anyhow::Result<()> {
     cfg.cot.require_signatures = true;
     cfg.security.feeds_require_signatures = true;
     cfg.security.https_client_auth = ClientAuth::Required;
+    // Every API route then needs an operator account or API token (see SECURITY.md).
+    cfg.auth.required = true;
+    cfg.security.mqtts_client_auth = ClientAuth::Required;
     for l in cfg.listeners()? {
         let udp_feed = rampart_edge_feeds::adapters::LISTENER_KINDS
             .iter()

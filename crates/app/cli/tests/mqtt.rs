@@ -739,3 +739,87 @@ async fn bridge_to_a_real_mosquitto_feeds_in_and_publishes_the_picture_out() {
         .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&out.stdout)));
     assert_eq!(e["id"], "convoy-1");
 }
+
+fn pki(data: &std::path::Path, args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .arg("pki")
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rampart pki {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtts_with_client_certificates_identifies_devices_and_revocation_closes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("rampart.toml");
+    std::fs::write(&cfg, "[security]\nrevocation_poll_secs = 1\n").unwrap();
+    let node = Node::start(
+        &dir.path().join("data"),
+        &[
+            "--listen",
+            "mqtts=127.0.0.1:0",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+    );
+    let data = node.data.clone();
+    pki(&data, &["issue", "device", "truck-9"]);
+    let issued = data.join("pki/issued/truck-9");
+    let ca = data.join("pki/ca.crt");
+    // The device is bound to its certificate's name; it has no token.
+    let r = reqwest::Client::new()
+        .post(node.url("/api/v1/devices"))
+        .json(&json!({"id": "truck-9", "cert_subject": "truck-9", "token": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let port = node.listener("mqtts").port().to_string();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mqtt/mqtt_clients.py");
+    // Without a client certificate the handshake is refused (mutual TLS is the default).
+    let out = Command::new(python())
+        .arg(&script)
+        .args(["mtls", "--port", &port, "--device", "truck-9", "--ca"])
+        .arg(&ca)
+        .args(["--payload", &report("truck-9", 1.0, 2.0)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\"connected\": false"), "{text}");
+    // With it, the device reports, and is cut when its certificate is revoked.
+    let child = Command::new(python())
+        .arg(&script)
+        .args(["mtls", "--port", &port, "--device", "truck-9", "--ca"])
+        .arg(&ca)
+        .arg("--cert")
+        .arg(issued.join("truck-9.crt"))
+        .arg("--key")
+        .arg(issued.join("truck-9.key"))
+        .args(["--payload", &report("truck-9", 3.0, 4.0), "--wait", "20"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ok = eventually(Duration::from_secs(10), async || {
+        entity(&node, "truck-9").await.is_some()
+    })
+    .await;
+    assert!(ok, "report over mqtts stored");
+    let e = entity(&node, "truck-9").await.unwrap();
+    assert_eq!(e["properties"]["provenance"]["identity"], "truck-9");
+    pki(&data, &["revoke", "truck-9"]);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last: Value = serde_json::from_str(text.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(last["disconnected"], true, "{text}");
+    assert!(last["after_s"].as_f64().unwrap() < 10.0, "{text}");
+}

@@ -23,4 +23,4 @@ pub mod server;
 
 pub use config::MqttConfig;
 pub use ingest::{DURABLE_FILTERS, PositionLookup};
-pub use server::{CertIdentity, MqttDeps, MqttEdge, Stats, entity_topic};
+pub use server::{CertIdentity, MqttDeps, MqttEdge, PeerCert, Stats, entity_topic};

@@ -443,22 +443,49 @@ impl MqttEdge {
                         return;
                     }
                 };
-                let subject = tls
+                let cert = tls
                     .get_ref()
                     .1
                     .peer_certificates()
                     .and_then(|c| c.first())
                     .and_then(|c| identity(c.as_ref()));
+                let (subject, revoked) = match cert {
+                    Some(PeerCert { subject, revoked }) => (Some(subject), revoked),
+                    None => (None, None),
+                };
                 let (rd, wr) = tokio::io::split(tls);
-                crate::conn::run(rd, wr, conn, peer.to_string(), subject, shared).await;
+                let run = crate::conn::run(rd, wr, conn, peer.to_string(), subject, shared.clone());
+                match revoked {
+                    None => run.await,
+                    Some(revoked) => {
+                        tokio::select! {
+                            () = run => {}
+                            () = revoked => {
+                                // Dropping the connection closes its socket; the broker
+                                // task learns of it here (publishing its will).
+                                shared.count_malformed("certificate_revoked");
+                                tracing::info!(%peer, "closing an MQTT connection: its certificate was revoked");
+                                let _ = shared.events.send(Event::Closed { conn }).await;
+                            }
+                        }
+                    }
+                }
                 drop(guard);
             });
         }
     }
 }
 
-/// Maps a verified client certificate (DER) to the subject a device is bound to.
-pub type CertIdentity = Arc<dyn Fn(&[u8]) -> Option<String> + Send + Sync>;
+/// A verified client certificate, as the node's PKI reads it.
+pub struct PeerCert {
+    /// The subject a device is bound to (`cert_subject` of the device registry).
+    pub subject: String,
+    /// Resolves when the certificate is revoked: the connection is then closed.
+    pub revoked: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
+}
+
+/// Maps a verified client certificate (DER) to its [`PeerCert`].
+pub type CertIdentity = Arc<dyn Fn(&[u8]) -> Option<PeerCert> + Send + Sync>;
 
 /// Counts a connection while it lives.
 struct ConnGuard(Arc<Stats>);

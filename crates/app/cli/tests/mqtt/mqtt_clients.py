@@ -226,6 +226,58 @@ def sparkplug(args):
     print(json.dumps({"ok": True}))
 
 
+def mtls(args):
+    """A device connects over mqtts with its client certificate (no password), publishes a
+    report, then stays connected until the server closes the connection (its certificate
+    revoked) or --wait seconds pass."""
+    import ssl
+
+    c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"{args.device}-tls",
+                    protocol=mqtt.MQTTv5 if args.v5 else mqtt.MQTTv311)
+    if args.cert:
+        c.tls_set(ca_certs=args.ca, certfile=args.cert, keyfile=args.key, cert_reqs=ssl.CERT_REQUIRED)
+    else:
+        c.tls_set(ca_certs=args.ca, cert_reqs=ssl.CERT_REQUIRED)
+    c.tls_insecure_set(True)  # the server certificate names localhost; we dial 127.0.0.1
+    st = {"connack": None, "acks": {}, "disconnected": None}
+    done = threading.Event()
+
+    def on_connect(cl, ud, flags, rc, props):
+        st["connack"] = int(rc.value) if hasattr(rc, "value") else int(rc)
+        done.set()
+
+    def on_publish(cl, ud, mid, rc, props):
+        st["acks"][mid] = int(rc.value) if hasattr(rc, "value") else int(rc)
+
+    def on_disconnect(cl, ud, flags, rc, props):
+        st["disconnected"] = time.time()
+        done.set()
+
+    c.on_connect = on_connect
+    c.on_publish = on_publish
+    c.on_disconnect = on_disconnect
+    try:
+        c.connect(args.host, args.port, keepalive=60)
+    except Exception as e:  # a refused TLS handshake may fail right here
+        print(json.dumps({"connected": False, "error": str(e)}))
+        return
+    c.loop_start()
+    done.wait(TIMEOUT)
+    if st["connack"] != 0:
+        c.loop_stop()
+        print(json.dumps({"connected": False, "connack": st["connack"]}))
+        return
+    info = c.publish(f"rampart/v1/{args.device}/report", args.payload[0], qos=1)
+    wait(lambda: info.mid in st["acks"])
+    print(json.dumps({"connected": True, "ack": st["acks"].get(info.mid)}), flush=True)
+    start = time.time()
+    wait(lambda: st["disconnected"] is not None, timeout=args.wait)
+    c.loop_stop()
+    gone = st["disconnected"]
+    print(json.dumps({"disconnected": gone is not None,
+                      "after_s": (gone - start) if gone else None}))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("scenario")
@@ -240,6 +292,10 @@ def main():
     ap.add_argument("--phase")
     ap.add_argument("--count", type=int, default=1)
     ap.add_argument("--uid")
+    ap.add_argument("--ca")
+    ap.add_argument("--cert")
+    ap.add_argument("--key")
+    ap.add_argument("--wait", type=float, default=15.0)
     args = ap.parse_args()
     {
         "device-report": device_report,
@@ -248,6 +304,7 @@ def main():
         "commands": commands,
         "entities": entities,
         "sparkplug": sparkplug,
+        "mtls": mtls,
     }[args.scenario](args)
 
 
