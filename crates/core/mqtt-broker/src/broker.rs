@@ -207,7 +207,7 @@ struct Session {
     conn: Option<ConnId>,
     version: Version,
     /// Raw filter (with any `$share/` prefix) → options.
-    subs: HashMap<Box<str>, SubOptions>,
+    subs: SubList,
     /// Outbound QoS 1/2 in send order; at most the inflight window.
     inflight: VecDeque<OutFlight>,
     /// Deliveries waiting for the client or for inflight room.
@@ -284,7 +284,8 @@ pub struct Broker {
     config: Config,
     authorizer: Box<dyn Authorizer>,
     conns: HashMap<ConnId, Conn>,
-    sessions: HashMap<SessionId, Session>,
+    /// Boxed: the map doubles as it grows, and a session is a few hundred bytes.
+    sessions: HashMap<SessionId, Box<Session>>,
     by_client: HashMap<Arc<str>, SessionId>,
     trie: Trie,
     retained: HashMap<ByteString, Arc<Message>>,
@@ -853,11 +854,11 @@ impl Broker {
                 self.by_client.insert(client_id.clone(), sid);
                 self.sessions.insert(
                     sid,
-                    Session {
+                    Box::new(Session {
                         client_id,
                         conn: None,
                         version: v,
-                        subs: HashMap::new(),
+                        subs: SubList::default(),
                         inflight: VecDeque::new(),
                         queue: VecDeque::new(),
                         inbound: HashMap::new(),
@@ -868,7 +869,7 @@ impl Broker {
                         client_receive_max: u16::MAX,
                         client_max_packet: None,
                         aliases: HashMap::new(),
-                    },
+                    }),
                 );
                 sid
             }
@@ -1564,7 +1565,7 @@ impl Broker {
             let Some(s) = self.sessions.get_mut(&sid) else {
                 return;
             };
-            let existed = s.subs.contains_key(&*raw);
+            let existed = s.subs.contains_key(&raw);
             if !existed && s.subs.len() >= max_subs {
                 self.metrics.subscriptions_limit_refused += 1;
                 codes.push(R::QuotaExceeded);
@@ -1650,7 +1651,7 @@ impl Broker {
         };
         let mut codes = Vec::with_capacity(filters.len());
         for raw in filters {
-            let existed = s.subs.remove(&*raw).is_some();
+            let existed = s.subs.remove(&raw).is_some();
             if existed && let Ok(f) = topic::parse_filter(&raw) {
                 self.trie.remove(f.group, f.filter, sid);
             }
@@ -1674,6 +1675,38 @@ impl Broker {
 
     fn take(&mut self) -> Vec<Action> {
         std::mem::take(&mut self.out)
+    }
+}
+
+/// A session's subscriptions: raw filter (with any `$share/` prefix) → options. A short
+/// vector rather than a map: most sessions hold one to a few filters, the limit is
+/// `max_subscriptions_per_session`, and an empty or small vector costs far less memory per
+/// idle connection than a hash map.
+#[derive(Debug, Default)]
+struct SubList(Vec<(Box<str>, SubOptions)>);
+
+impl SubList {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn keys(&self) -> impl Iterator<Item = &Box<str>> {
+        self.0.iter().map(|(k, _)| k)
+    }
+    fn iter(&self) -> impl Iterator<Item = (&Box<str>, &SubOptions)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+    fn contains_key(&self, raw: &str) -> bool {
+        self.0.iter().any(|(k, _)| &**k == raw)
+    }
+    fn insert(&mut self, raw: Box<str>, opts: SubOptions) {
+        match self.0.iter_mut().find(|(k, _)| *k == raw) {
+            Some(slot) => slot.1 = opts,
+            None => self.0.push((raw, opts)),
+        }
+    }
+    fn remove(&mut self, raw: &str) -> Option<SubOptions> {
+        let i = self.0.iter().position(|(k, _)| &**k == raw)?;
+        Some(self.0.swap_remove(i).1)
     }
 }
 
@@ -1744,5 +1777,18 @@ fn publish_packet(
     match v {
         Version::V3 => Packet::V3(v3::Packet::Publish(Box::new(p))),
         Version::V5 => Packet::V5(v5::Packet::Publish(Box::new(p))),
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    /// What every idle connection costs in the broker core; see the idle-connection
+    /// benchmark.
+    #[test]
+    fn per_connection_structures_stay_small() {
+        let session = std::mem::size_of::<super::Session>();
+        let conn = std::mem::size_of::<super::Conn>();
+        println!("Session {session} B, Conn {conn} B");
+        assert!(session <= 512 && conn <= 64, "Session {session} B, Conn {conn} B");
     }
 }

@@ -47,7 +47,8 @@ struct SharedGroup {
 
 #[derive(Debug, Default)]
 struct Node {
-    children: HashMap<Box<str>, Node>,
+    /// Boxed: most nodes are leaves, and the map doubles as it grows.
+    children: HashMap<Box<str>, Box<Node>>,
     subs: HashMap<SessionId, SubOptions>,
     groups: HashMap<Box<str>, SharedGroup>,
 }

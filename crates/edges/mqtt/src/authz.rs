@@ -32,11 +32,14 @@ pub(crate) struct Identity {
 
 impl Identity {
     fn anonymous() -> Identity {
+        // One shared empty list for every anonymous client: they are checked by prefix.
+        static EMPTY: std::sync::OnceLock<Arc<[String]>> = std::sync::OnceLock::new();
+        let empty = EMPTY.get_or_init(|| Arc::from(Vec::new())).clone();
         Identity {
             device: None,
             policy: None,
-            publish: Arc::from(Vec::new()),
-            subscribe: Arc::from(Vec::new()),
+            publish: empty.clone(),
+            subscribe: empty,
         }
     }
 

@@ -12,7 +12,6 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use bytes::BytesMut;
 use rampart_mqtt_broker::codec::version::{ProtocolVersion, VersionCodec};
@@ -34,7 +33,10 @@ pub trait Reader: AsyncRead + Unpin + Send + 'static {
 
 impl Reader for tokio::net::tcp::OwnedReadHalf {
     fn wait_readable(&self) -> impl Future<Output = std::io::Result<()>> + Send + '_ {
-        self.readable()
+        // `poll_read_ready` keeps no waiter of its own (unlike `readable()`), which keeps
+        // every idle connection's task about 150 bytes smaller.
+        let stream: &tokio::net::TcpStream = self.as_ref();
+        std::future::poll_fn(move |cx| stream.poll_read_ready(cx))
     }
 }
 
@@ -98,13 +100,16 @@ fn decode_reason(e: &DecodeError) -> &'static str {
     }
 }
 
+/// Bytes reserved for a connection's first reads.
+const FIRST_READ_BYTES: usize = 1024;
+
 async fn read_some<R: Reader>(
     rd: &mut R,
     buf: &mut BytesMut,
     chunk: usize,
 ) -> std::io::Result<usize> {
     rd.wait_readable().await?;
-    if buf.capacity() - buf.len() < chunk / 4 {
+    if buf.capacity() - buf.len() < chunk / 2 {
         buf.reserve(chunk);
     }
     rd.read_buf(buf).await
@@ -139,25 +144,87 @@ async fn flush<W: AsyncWrite + Unpin>(
     if close { Flushed::Close } else { Flushed::More }
 }
 
+/// Sends `ev` to the broker task, writing this connection's output meanwhile. False if the
+/// connection must close.
+async fn send_while_flushing<W: AsyncWrite + Unpin>(
+    ev: Event,
+    events: &mpsc::Sender<Event>,
+    outbox: &Outbox,
+    codec: &mut Codec,
+    wbuf: &mut BytesMut,
+    wr: &mut W,
+    shared: &Shared,
+) -> bool {
+    let mut ev = Some(ev);
+    while let Some(e) = ev.take() {
+        tokio::select! {
+            permit = events.reserve() => match permit {
+                Ok(p) => p.send(e),
+                Err(_) => return false,
+            },
+            _ = outbox.ready() => {
+                ev = Some(e);
+                if let Flushed::Close = flush(outbox, codec, wbuf, wr, shared).await {
+                    return false;
+                }
+            }
+        }
+    }
+    true
+}
+
+/// Waits while publishers are paused, writing this connection's output meanwhile. False if
+/// the connection must close.
+async fn wait_unpaused<W: AsyncWrite + Unpin>(
+    pause: &mut tokio::sync::watch::Receiver<bool>,
+    outbox: &Outbox,
+    codec: &mut Codec,
+    wbuf: &mut BytesMut,
+    wr: &mut W,
+    shared: &Shared,
+) -> bool {
+    while *pause.borrow_and_update() {
+        tokio::select! {
+            r = pause.changed() => {
+                if r.is_err() {
+                    return false;
+                }
+            }
+            _ = outbox.ready() => {
+                if let Flushed::Close = flush(outbox, codec, wbuf, wr, shared).await {
+                    return false;
+                }
+            }
+        }
+    }
+    true
+}
+
 /// Runs one connection until it closes; the broker task learns of its end.
 pub(crate) async fn run<R: Reader, W: AsyncWrite + Unpin + Send>(
     mut rd: R,
     mut wr: W,
     conn: ConnId,
-    peer: String,
+    peer: std::net::SocketAddr,
     tls_identity: Option<String>,
     shared: Arc<Shared>,
 ) {
     let events: mpsc::Sender<Event> = shared.events.clone();
     let outbox = Arc::new(Outbox::default());
-    if events
-        .send(Event::Open {
-            conn,
-            outbox: outbox.clone(),
-            tls_identity,
-        })
-        .await
-        .is_err()
+    let open = Event::Open {
+        conn,
+        outbox: outbox.clone(),
+        tls_identity,
+    };
+    // Boxed, and built outside the `match`: the wait is rare, and idle connections should
+    // not carry its state.
+    let slow = match events.try_send(open) {
+        Ok(()) => None,
+        Err(mpsc::error::TrySendError::Full(open)) => Some(Box::pin(events.send(open))),
+        Err(mpsc::error::TrySendError::Closed(_)) => return,
+    };
+    if let Some(slow) = slow
+        && slow.await.is_err()
     {
         return;
     }
@@ -165,36 +232,40 @@ pub(crate) async fn run<R: Reader, W: AsyncWrite + Unpin + Send>(
     let mut codec = Codec::Detect;
     let mut buf = BytesMut::new();
     let mut wbuf = BytesMut::new();
-    let connect_deadline = tokio::time::sleep(Duration::from_millis(cfg.connect_timeout_ms));
-    tokio::pin!(connect_deadline);
-    let mut connected = false;
     // Publishers stop being read while the broker task asks for it (a subscriber is
     // congested); everyone else keeps reading, so acknowledgements still flow.
     let mut publisher = false;
+    let mut chunk = FIRST_READ_BYTES.min(cfg.read_chunk_bytes);
     let mut pause = shared.pause.subscribe();
     'conn: loop {
-        let paused = publisher && *pause.borrow_and_update();
-        tokio::select! {
-            r = pause.changed(), if paused => {
-                if r.is_err() {
-                    break 'conn;
-                }
+        if publisher && *pause.borrow_and_update() {
+            let go_on = Box::pin(wait_unpaused(
+                &mut pause, &outbox, &mut codec, &mut wbuf, &mut wr, &shared,
+            ))
+            .await;
+            if !go_on {
+                break 'conn;
             }
+            continue;
+        }
+        tokio::select! {
             _ = outbox.ready() => {
-                match flush(&outbox, &mut codec, &mut wbuf, &mut wr, &shared).await {
+                match Box::pin(flush(&outbox, &mut codec, &mut wbuf, &mut wr, &shared)).await {
                     Flushed::More => {}
                     Flushed::Close => break 'conn,
                 }
             }
-            r = read_some(&mut rd, &mut buf, cfg.read_chunk_bytes), if !paused => {
+            r = read_some(&mut rd, &mut buf, chunk) => {
                 match r {
                     Ok(0) | Err(_) => break 'conn,
+                    // A read that filled what was reserved asks for more next time: busy
+                    // publishers grow to `read_chunk_bytes`, quiet devices stay small.
+                    Ok(n) if n >= chunk => chunk = (chunk * 2).min(cfg.read_chunk_bytes),
                     Ok(_) => {}
                 }
                 let mut packets = Vec::new();
                 let res = codec.decode_all(&mut buf, cfg.max_packet_bytes, &mut packets);
                 if !packets.is_empty() {
-                    connected = true;
                     publisher = publisher
                         || packets.iter().any(|p| {
                             matches!(
@@ -202,22 +273,22 @@ pub(crate) async fn run<R: Reader, W: AsyncWrite + Unpin + Send>(
                                 Packet::V3(v3::Packet::Publish(_)) | Packet::V5(v5::Packet::Publish(_))
                             )
                         });
-                    // Hand the packets over, but keep writing while the broker task is
-                    // busy: it may be waiting for this very connection to drain.
-                    let mut ev = Some(Event::Packets { conn, packets });
-                    while let Some(e) = ev.take() {
-                        tokio::select! {
-                            permit = events.reserve() => match permit {
-                                Ok(p) => p.send(e),
-                                Err(_) => break 'conn,
-                            },
-                            _ = outbox.ready() => {
-                                ev = Some(e);
-                                if let Flushed::Close = flush(&outbox, &mut codec, &mut wbuf, &mut wr, &shared).await {
-                                    break 'conn;
-                                }
-                            }
-                        }
+                    // The broker task may be busy (maybe waiting for this very connection
+                    // to drain): then keep writing while waiting. The slow path is boxed and
+                    // built outside the `match`, so idle connections carry none of its state.
+                    let slow = match events.try_send(Event::Packets { conn, packets }) {
+                        Ok(()) => None,
+                        Err(mpsc::error::TrySendError::Closed(_)) => break 'conn,
+                        Err(mpsc::error::TrySendError::Full(ev)) => Some(Box::pin(
+                            send_while_flushing(
+                                ev, &events, &outbox, &mut codec, &mut wbuf, &mut wr, &shared,
+                            ),
+                        )),
+                    };
+                    if let Some(slow) = slow
+                        && !slow.await
+                    {
+                        break 'conn;
                     }
                 }
                 if let Err(e) = res {
@@ -232,7 +303,7 @@ pub(crate) async fn run<R: Reader, W: AsyncWrite + Unpin + Send>(
                         };
                         let mut out = BytesMut::new();
                         if c.encode(v5::Packet::Disconnect(v5::Disconnect::new(code)), &mut out).is_ok() {
-                            let _ = wr.write_all(&out).await;
+                            let _ = Box::pin(wr.write_all(&out)).await;
                         }
                     }
                     break 'conn;
@@ -241,13 +312,58 @@ pub(crate) async fn run<R: Reader, W: AsyncWrite + Unpin + Send>(
                     buf = BytesMut::new();
                 }
             }
-            _ = &mut connect_deadline, if !connected => {
-                shared.count_malformed("connect_timeout");
-                break 'conn;
-            }
         }
     }
     outbox.close();
-    let _ = wr.shutdown().await;
-    let _ = events.send(Event::Closed { conn }).await;
+    // Boxed for the same reason as above: these run once, at the end.
+    let _ = Box::pin(wr.shutdown()).await;
+    drop(wr);
+    let slow = match events.try_send(Event::Closed { conn }) {
+        Err(mpsc::error::TrySendError::Full(ev)) => Some(Box::pin(events.send(ev))),
+        _ => None,
+    };
+    if let Some(slow) = slow {
+        let _ = slow.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::server::Shared;
+
+    /// The connection task's state is what every idle connection costs; keep it small.
+    #[tokio::test]
+    async fn idle_connection_task_is_small() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let c = tokio::net::TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (rd, wr) = c.into_split();
+        let shared = Shared::for_tests();
+        {
+            let l2 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let c2 = tokio::net::TcpStream::connect(l2.local_addr().unwrap()).await.unwrap();
+            let (mut r2, _w2) = c2.into_split();
+            let o = Outbox::default();
+            let mut b = BytesMut::new();
+            let mut w = shared.pause.subscribe();
+            let readable = std::mem::size_of_val(&r2.readable());
+            println!(
+                "ready {} readable {} read_some {} changed {} reserve {}",
+                std::mem::size_of_val(&o.ready()),
+                readable,
+                std::mem::size_of_val(&read_some(&mut r2, &mut b, 10)),
+                std::mem::size_of_val(&w.changed()),
+                std::mem::size_of_val(&shared.events.reserve()),
+            );
+        }
+        let fut = run(rd, wr, ConnId(1), "127.0.0.1:1".parse().unwrap(), None, shared);
+        let size = std::mem::size_of_val(&fut);
+        println!(
+            "connection future: {size} bytes; Event {} bytes, Packet {} bytes",
+            std::mem::size_of::<Event>(),
+            std::mem::size_of::<Packet>()
+        );
+        assert!(size <= 1024, "connection future is {size} bytes");
+    }
 }

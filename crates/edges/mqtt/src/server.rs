@@ -164,6 +164,19 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Arc<Shared> {
+        let (events, _) = mpsc::channel(1);
+        Arc::new(Shared {
+            events,
+            pause: tokio::sync::watch::Sender::new(false),
+            cfg: MqttConfig::default(),
+            stats: Arc::new(Stats::default()),
+            counters: Arc::new(Counters::new(&Metrics::new())),
+            next_conn: AtomicU64::new(1),
+        })
+    }
+
     pub(crate) fn count_malformed(&self, reason: &str) {
         self.counters
             .malformed
@@ -323,6 +336,7 @@ impl MqttEdge {
             conns: HashMap::new(),
             tls: HashMap::new(),
             conn_device: HashMap::new(),
+            awaiting_connect: HashMap::new(),
             auth,
             devices: deps.devices,
             jobs: jobs_tx,
@@ -399,7 +413,7 @@ impl MqttEdge {
             tokio::spawn(async move {
                 let guard = ConnGuard::new(&shared.stats);
                 let (rd, wr) = stream.into_split();
-                crate::conn::run(rd, wr, conn, peer.to_string(), None, shared).await;
+                crate::conn::run(rd, wr, conn, peer, None, shared).await;
                 drop(guard);
             });
         }
@@ -454,7 +468,7 @@ impl MqttEdge {
                     None => (None, None),
                 };
                 let (rd, wr) = tokio::io::split(tls);
-                let run = crate::conn::run(rd, wr, conn, peer.to_string(), subject, shared.clone());
+                let run = crate::conn::run(rd, wr, conn, peer, subject, shared.clone());
                 match revoked {
                     None => run.await,
                     Some(revoked) => {
@@ -529,6 +543,8 @@ struct Actor {
     conns: HashMap<ConnId, Arc<Outbox>>,
     tls: HashMap<ConnId, String>,
     conn_device: HashMap<ConnId, Arc<str>>,
+    /// Connections that have sent nothing yet, since when.
+    awaiting_connect: HashMap<ConnId, Instant>,
     auth: Arc<Mutex<AuthState>>,
     devices: Arc<Devices>,
     jobs: mpsc::Sender<Vec<Job>>,
@@ -595,6 +611,7 @@ impl Actor {
                     let actions = self.broker.tick(now);
                     self.dispatch(actions, now);
                     self.devices.expire(rampart_model::Timestamp::now());
+                    self.close_silent(now);
                     self.update_pause(now);
                     self.sync_metrics();
                     self.resume_deferred(now);
@@ -637,7 +654,7 @@ impl Actor {
 
     /// Handles deferred events once the congestion that held them clears.
     fn resume_deferred(&mut self, now: Instant) {
-        while !self.deferred.is_empty() && !(self.broker.congested() && !self.gave_up) {
+        while !self.deferred.is_empty() && (!self.broker.congested() || self.gave_up) {
             if let Some(ev) = self.deferred.pop_front() {
                 self.handle(ev, now);
             }
@@ -655,12 +672,14 @@ impl Actor {
                 tls_identity,
             } => {
                 self.conns.insert(conn, outbox);
+                self.awaiting_connect.insert(conn, now);
                 if let Some(t) = tls_identity {
                     self.tls.insert(conn, t);
                 }
             }
             Event::Packets { conn, packets } => {
                 self.dirty = true;
+                self.awaiting_connect.remove(&conn);
                 for p in packets {
                     let kind = match &p {
                         Packet::V3(v3::Packet::Connect(_)) | Packet::V5(v5::Packet::Connect(_)) => {
@@ -720,7 +739,27 @@ impl Actor {
         }
     }
 
+    /// Closes connections that sent nothing within `connect_timeout_ms` of opening (kept
+    /// here, not in each connection task, so an idle connection carries no timer).
+    fn close_silent(&mut self, now: Instant) {
+        let limit = Duration::from_millis(self.shared.cfg.connect_timeout_ms);
+        let late: Vec<ConnId> = self
+            .awaiting_connect
+            .iter()
+            .filter(|(_, t)| now.duration_since(**t) >= limit)
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in late {
+            self.shared.count_malformed("connect_timeout");
+            if let Some(o) = self.conns.get(&conn) {
+                o.close();
+            }
+            self.forget(conn);
+        }
+    }
+
     fn forget(&mut self, conn: ConnId) {
+        self.awaiting_connect.remove(&conn);
         self.conns.remove(&conn);
         self.tls.remove(&conn);
         self.conn_device.remove(&conn);

@@ -213,7 +213,7 @@ impl Broker {
             let sid = self.next_session;
             self.next_session += 1;
             let client_id: Arc<str> = Arc::from(ss.client_id.as_str());
-            let mut subs = HashMap::new();
+            let mut subs = super::SubList::default();
             for sub in ss.subscriptions {
                 if subs.len() >= limits.max_subscriptions_per_session {
                     stats.skipped += 1;
@@ -260,7 +260,7 @@ impl Broker {
             self.by_client.insert(client_id.clone(), sid);
             self.sessions.insert(
                 sid,
-                Session {
+                Box::new(Session {
                     client_id,
                     conn: None,
                     version: if ss.v5 { Version::V5 } else { Version::V3 },
@@ -275,7 +275,7 @@ impl Broker {
                     client_receive_max: u16::MAX,
                     client_max_packet: None,
                     aliases: HashMap::new(),
-                },
+                }),
             );
             stats.sessions += 1;
         }
