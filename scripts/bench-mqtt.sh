@@ -131,12 +131,17 @@ mosq_run() { # LABEL SCENARIO [CONFIG LINE] [ENV...]
   stop_group "$M_PID"
 }
 
+# Durable QoS 1: the same load as telemetry of device `bench` on `rampart/v1/bench/telemetry`
+# (JSON, about 100 bytes); Rampart stores each report before its PUBACK.
+DURABLE_ENV=(RAMPART_BENCH_MQTT_DEVICE=bench RAMPART_BENCH_MQTT_USERNAME=bench)
+
 if [ -n "${MQTT_SKIP_MOSQUITTO:-}" ]; then
   echo "== Mosquitto skipped (MQTT_SKIP_MOSQUITTO)"
 else
   echo "== Mosquitto"
   mosq_run mosquitto-qos0 qos0 ""
   mosq_run mosquitto-qos1 qos1 ""
+  mosq_run mosquitto-qos1-durable qos1 "" "${DURABLE_ENV[@]}" RAMPART_BENCH_MQTT_PASSWORD=x
   mosq_run mosquitto-latency latency ""
   mosq_run mosquitto-latency-nodelay latency "set_tcp_nodelay true"
   mosq_run mosquitto-idle idle ""
@@ -152,7 +157,7 @@ start_rampart() { # LABEL
   TMPDIRS+=("$data")
   log="$OUT/rampart-server-$1.log"
   # shellcheck disable=SC2086 # RAMPART_FLAGS is a list of flags
-  setsid "$BIN" serve --data "$data" --listen mqtt=127.0.0.1:0 $RAMPART_FLAGS >"$log" 2>&1 &
+  setsid "$BIN" serve --data "$data" --listen mqtt=127.0.0.1:0 --listen http=127.0.0.1:0 $RAMPART_FLAGS >"$log" 2>&1 &
   R_PID=$!
   PGIDS+=("$R_PID")
   R_ADDR=""
@@ -183,6 +188,14 @@ else
   echo "== Rampart (flags: $RAMPART_FLAGS)"
   rampart_run rampart-qos0 qos0
   rampart_run rampart-qos1 qos1
+  # Durable: register the device over HTTP, then publish as it.
+  if [ -z "$RAMPART_NOTE" ] && start_rampart rampart-qos1-durable; then
+    http=$(sed -n 's/^rampart: listening http \(.*\)$/\1/p' "$OUT/rampart-server-rampart-qos1-durable.log" | head -1)
+    token=$(curl -s -X POST "http://$http/api/v1/devices" -d '{"id":"bench"}' |
+      sed -n 's/.*"token":"\([0-9a-f]*\)".*/\1/p')
+    bench rampart-qos1-durable qos1 "$R_ADDR" "$R_PID" "${DURABLE_ENV[@]}" RAMPART_BENCH_MQTT_PASSWORD="$token"
+    stop_group "$R_PID"
+  fi
   rampart_run rampart-latency latency
   rampart_run rampart-idle idle
 fi
@@ -238,6 +251,7 @@ table() { # TITLE RAMPART_FILE MOSQUITTO_FILE
   [ -z "$RAMPART_NOTE" ] || echo "Rampart: $RAMPART_NOTE; only Mosquitto's figures are shown."
   table "QoS 0, open loop: 10 publishers, 64 B, 1 subscriber on bench/#" rampart-qos0 mosquitto-qos0
   table "QoS 1, open loop (pipelined), QoS 1 subscriber" rampart-qos1 mosquitto-qos1
+  table "QoS 1 durable: device telemetry on rampart/v1/bench/telemetry, stored before PUBACK (Rampart)" rampart-qos1-durable mosquitto-qos1-durable
   table "latency at 20,000 msg/s, QoS 0 (Mosquitto as configured by default)" rampart-latency mosquitto-latency
   table "latency at 20,000 msg/s, QoS 0 (Mosquitto with set_tcp_nodelay true)" rampart-latency mosquitto-latency-nodelay
   table "idle: 10,000 connections, CONNECT + SUBSCRIBE each" rampart-idle mosquitto-idle

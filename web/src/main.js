@@ -1,6 +1,7 @@
 // Rampart operator console: the live picture on a map, fed by the WebSocket stream, with
 // panels for the entity list, details, history playback, ingest status and the slots the
 // rules and devices features fill when the node offers them. Everything is served by the node.
+import { ensureLogin } from './auth.js';
 import 'leaflet/dist/leaflet.css';
 import './style.css';
 import L from 'leaflet';
@@ -374,6 +375,7 @@ const panels = initPanels({
 // ---- boot ----------------------------------------------------------------------------------
 
 (async () => {
+  await ensureLogin();
   const config = await fetch('/api/v1/console/config').then((r) => (r.ok ? r.json() : {})).catch(() => ({}));
   panels.configure(config);
   const urls = JSON.parse(document.body.dataset.basemap);

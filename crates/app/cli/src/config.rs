@@ -48,6 +48,9 @@ pub struct Config {
     pub devices: rampart_devices::DevicesConfig,
     /// `[rules]`: the rules engine's limits, alert store bounds and webhooks.
     pub rules: rampart_rules::RulesConfig,
+    /// `[auth]`: operator accounts, sessions and login limits (`required` is forced on by
+    /// `--secure`).
+    pub auth: rampart_http::auth::AuthConfig,
 }
 
 /// `[feeds]`: limits, protocol settings and upstream connections of the legacy feeds.
@@ -91,6 +94,7 @@ impl Default for Config {
             mqtt: rampart_edge_mqtt::MqttConfig::default(),
             devices: rampart_devices::DevicesConfig::default(),
             rules: rampart_rules::RulesConfig::default(),
+            auth: rampart_http::auth::AuthConfig::default(),
         }
     }
 }

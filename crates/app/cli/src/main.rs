@@ -1,11 +1,13 @@
 //! The `rampart` command line: `serve`, `demo` and `bench`.
 
+mod audit;
 mod config;
 mod export;
 mod mqtt;
 mod node;
 mod pki;
 mod rules;
+mod users;
 
 use std::path::PathBuf;
 
@@ -43,6 +45,10 @@ enum Command {
     Config(ServeArgs),
     /// The built-in certificate authority: init, issue, revoke, list.
     Pki(pki::PkiArgs),
+    /// The audit log: verify its hash chain, export it as JSON lines.
+    Audit(audit::AuditArgs),
+    /// Operator accounts: add, token, list, remove (run with the node stopped).
+    User(users::UserArgs),
 }
 
 /// Options shared by `serve` and `demo`. Flags override environment variables, which
@@ -280,6 +286,8 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Bench(a) => rampart_bench::run(&a.name, a.quick, a.json),
         Command::Pki(a) => pki::run(a),
+        Command::Audit(a) => audit::run(a),
+        Command::User(a) => users::run(a),
         Command::Config(a) => {
             let cfg = a.node.resolve("http=127.0.0.1:8080")?;
             print!("{}", toml::to_string(&cfg)?);

@@ -107,7 +107,11 @@ async fn run_async(cfg: Config, mode: Mode) -> anyhow::Result<()> {
     let _maintenance = engine.spawn_maintenance();
     let sink: Arc<dyn ReportSink> = engine.clone();
     let rules = crate::rules::start(&cfg, &engine)?;
+    // Operator accounts and sessions, shared by the http and https listeners.
+    let auth = crate::users::open_auth(&cfg, engine.metrics())?;
     let devices = crate::mqtt::open_devices(&cfg)?;
+    // Refuses to start on a log that does not verify: the chain is never silently restarted.
+    let audit = crate::audit::open(&cfg.data)?;
     let mqtt = if listeners.iter().any(|l| l.kind.starts_with("mqtt")) {
         let edge = crate::mqtt::start(&cfg, &engine, &sink, &devices)?;
         crate::mqtt::publish_alerts(&edge, &rules);
@@ -150,7 +154,9 @@ async fn run_async(cfg: Config, mode: Mode) -> anyhow::Result<()> {
                 )
                 .with_console(cfg.console.clone())
                 .with_devices(devices.clone())
-                .with_rules(rules.clone());
+                .with_rules(rules.clone())
+                .with_auth(auth.clone())
+                .with_audit(audit.clone());
                 let mut rx = stop_rx.clone();
                 servers.push(tokio::spawn(async move {
                     let stop = async move {
@@ -180,7 +186,9 @@ async fn run_async(cfg: Config, mode: Mode) -> anyhow::Result<()> {
                 )
                 .with_console(cfg.console.clone())
                 .with_devices(devices.clone())
-                .with_rules(rules.clone());
+                .with_rules(rules.clone())
+                .with_auth(auth.clone())
+                .with_audit(audit.clone());
                 let mut rx = stop_rx.clone();
                 servers.push(tokio::spawn(async move {
                     let stop = async move {

@@ -357,6 +357,15 @@ struct IssueArgs {
     not_after_unix: Option<i64>,
 }
 
+/// Who ran a CLI command, for the audit log: the local account as the environment names it
+/// (not authenticated; operator accounts are the HTTP API's).
+fn cli_actor() -> String {
+    match std::env::var("USER") {
+        Ok(u) if !u.is_empty() && u.len() <= 64 => format!("cli:{u}"),
+        _ => "cli".to_string(),
+    }
+}
+
 /// Runs `rampart pki …`.
 pub fn run(a: PkiArgs) -> anyhow::Result<()> {
     let mut cfg = match &a.config {
@@ -382,6 +391,8 @@ pub fn run(a: PkiArgs) -> anyhow::Result<()> {
         }
         PkiCommand::Issue(i) => {
             let pki = Pki::open(&dir)?;
+            // Opened first: no certificate is issued that cannot be audited.
+            let audit = crate::audit::open(&cfg.data)?;
             let kind = match i.kind {
                 KindArg::Server => Kind::Server,
                 KindArg::Device => Kind::Device,
@@ -399,6 +410,15 @@ pub fn run(a: PkiArgs) -> anyhow::Result<()> {
                 },
             )?;
             let r = &issued.record;
+            audit.append(
+                &cli_actor(),
+                "cert.issue",
+                &r.name,
+                serde_json::json!({
+                    "kind": r.kind.to_string(), "serial": r.serial, "sans": r.sans,
+                    "not_before": r.not_before, "not_after": r.not_after,
+                }),
+            )?;
             println!(
                 "issued {} certificate {} (serial {})",
                 r.kind, r.name, r.serial
@@ -423,7 +443,20 @@ pub fn run(a: PkiArgs) -> anyhow::Result<()> {
         }
         PkiCommand::Revoke { name } => {
             let pki = Pki::open(&dir)?;
+            // A revocation is urgent: it goes ahead even when the audit log cannot be opened.
+            let audit = crate::audit::open(&cfg.data)
+                .inspect_err(|e| eprintln!("warning: the revocation is not audited: {e:#}"))
+                .ok();
             let revoked = pki.revoke(&name)?;
+            if let Some(a) = &audit {
+                let serials: Vec<&str> = revoked.iter().map(|r| r.serial.as_str()).collect();
+                a.append(
+                    &cli_actor(),
+                    "cert.revoke",
+                    &name,
+                    serde_json::json!({ "serials": serials }),
+                )?;
+            }
             if revoked.is_empty() {
                 println!("{name}: already revoked; CRL re-signed");
             }

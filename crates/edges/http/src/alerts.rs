@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{Extensions, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rampart_model::Timestamp;
 use rampart_rules::{AckError, AlertQuery};
@@ -156,6 +156,7 @@ pub(crate) struct AckBody {
 pub(crate) async fn ack(
     State(st): State<AppState>,
     Path(id): Path<String>,
+    ext: Extensions,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let svc = service(&st)?;
@@ -175,6 +176,13 @@ pub(crate) async fn ack(
     }
     let a = svc.ack(id, who).map_err(ack_error)?;
     tracing::info!(alert = id, by = who, "alert acknowledged");
+    crate::audit::record(
+        &st,
+        &crate::audit::actor(&ext),
+        "alert.ack",
+        &id.to_string(),
+        serde_json::json!({ "by": who, "rule": a.rule_id, "kind": a.kind }),
+    );
     Ok(Json(a).into_response())
 }
 
@@ -187,10 +195,19 @@ pub(crate) async fn ack(
 pub(crate) async fn clear(
     State(st): State<AppState>,
     Path(id): Path<String>,
+    ext: Extensions,
 ) -> Result<Response, ApiError> {
     let svc = service(&st)?;
     let id = parse_id(&id)?;
-    Ok(Json(svc.clear(id).map_err(ack_error)?).into_response())
+    let a = svc.clear(id).map_err(ack_error)?;
+    crate::audit::record(
+        &st,
+        &crate::audit::actor(&ext),
+        "alert.clear",
+        &id.to_string(),
+        serde_json::json!({ "rule": a.rule_id, "kind": a.kind }),
+    );
+    Ok(Json(a).into_response())
 }
 
 /// Alert events that webhooks never took (oldest first).

@@ -5,12 +5,13 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{Extensions, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rampart_devices::{DeviceError, Devices, NewCommand, NewDevice, Policy};
 use std::sync::Arc;
 
 use crate::AppState;
+use crate::audit;
 use crate::error::ApiError;
 
 fn registry(state: &AppState) -> Result<&Arc<Devices>, ApiError> {
@@ -41,11 +42,20 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, A
 /// `POST /api/v1/devices`: registers a device; the answer holds its token, shown once.
 pub(crate) async fn create(
     State(state): State<AppState>,
+    ext: Extensions,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let reg = registry(&state)?;
     let req: NewDevice = parse(&body, "device")?;
     let (device, token) = reg.register(req).map_err(err)?;
+    // Never the token: only what was granted.
+    audit::record(
+        &state,
+        &audit::actor(&ext),
+        "device.register",
+        &device.id,
+        serde_json::json!({ "policy": device.policy, "cert_subject": device.cert_subject }),
+    );
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({ "device": device, "token": token })),
@@ -77,32 +87,59 @@ pub(crate) async fn one(
 /// `DELETE /api/v1/devices/{id}`.
 pub(crate) async fn remove(
     State(state): State<AppState>,
+    ext: Extensions,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     registry(&state)?.remove(&id).map_err(err)?;
+    audit::record(
+        &state,
+        &audit::actor(&ext),
+        "device.remove",
+        &id,
+        serde_json::json!({}),
+    );
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `PUT /api/v1/devices/{id}/policy`: replaces the policy (applies from the next connection).
 pub(crate) async fn set_policy(
     State(state): State<AppState>,
+    ext: Extensions,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let reg = registry(&state)?;
     let policy: Policy = parse(&body, "policy")?;
-    Ok(Json(reg.set_policy(&id, policy).map_err(err)?).into_response())
+    let device = reg.set_policy(&id, policy).map_err(err)?;
+    audit::record(
+        &state,
+        &audit::actor(&ext),
+        "device.policy",
+        &id,
+        serde_json::json!({ "policy": device.policy }),
+    );
+    Ok(Json(device).into_response())
 }
 
 /// `POST /api/v1/devices/{id}/commands`: queues a command.
 pub(crate) async fn create_command(
     State(state): State<AppState>,
+    ext: Extensions,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let reg = registry(&state)?;
     let req: NewCommand = parse(&body, "command")?;
     let cmd = reg.create_command(&id, req).map_err(err)?;
+    audit::record(
+        &state,
+        &audit::actor(&ext),
+        "command.create",
+        &id,
+        serde_json::json!({
+            "command_id": cmd.id, "command": cmd.command, "args": cmd.args, "expires": cmd.expires,
+        }),
+    );
     Ok((StatusCode::CREATED, Json(cmd)).into_response())
 }
 

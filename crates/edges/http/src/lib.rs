@@ -11,10 +11,14 @@
 //!   `/api/v1/console/config`; the operator console itself (`rampart-console`) is served at `/`;
 //! - `rules`, `alerts`: geofences and rules as data, alerts listed, acknowledged and cleared;
 //! - `listener`: a TCP listener that counts and bounds connections;
-//! - `tls`: HTTPS over rustls, with client certificates and revocation from `rampart-pki`.
+//! - `tls`: HTTPS over rustls, with client certificates and revocation from `rampart-pki`;
+//! - `auth`: operators, roles, API tokens, console sessions, CSRF, and the per-route role table.
 //!
 //! Handlers only translate between HTTP and the engine; all state lives in the engine.
 
+mod alerts;
+mod audit;
+pub mod auth;
 mod devices;
 mod entities;
 mod error;
@@ -25,7 +29,6 @@ mod openapi;
 mod ops;
 mod reports;
 mod rules;
-mod alerts;
 mod stream;
 mod tls;
 
@@ -110,6 +113,12 @@ pub struct AppState {
     /// The rules engine (`/api/v1/geofences`, `/api/v1/rules`, `/api/v1/alerts`, alerts on
     /// the stream), when the node runs one.
     pub rules: Option<Arc<rampart_rules::RulesService>>,
+    /// The audit log (changes and commands are recorded; `/api/v1/audit/tail`), when open.
+    pub audit: Option<Arc<rampart_audit::AuditLog>>,
+    /// Operators and sessions (`[auth]`); `None` leaves every route open.
+    pub auth: Option<Arc<auth::Auth>>,
+    /// Whether this listener serves HTTPS (session cookies are then `Secure`).
+    pub https: bool,
 }
 
 impl AppState {
@@ -133,12 +142,27 @@ impl AppState {
             console: Arc::new(ConsoleConfig::default()),
             devices: None,
             rules: None,
+            audit: None,
+            auth: None,
+            https: false,
         }
     }
 
     /// Serves `devices` at `/api/v1/devices`.
     pub fn with_devices(mut self, devices: Arc<rampart_devices::Devices>) -> Self {
         self.devices = Some(devices);
+        self
+    }
+
+    /// Checks credentials and roles with `auth` (see [`auth::ROUTES`]).
+    pub fn with_auth(mut self, auth: Arc<auth::Auth>) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// Records changes and commands in `audit` and serves its tail hash.
+    pub fn with_audit(mut self, audit: Arc<rampart_audit::AuditLog>) -> Self {
+        self.audit = Some(audit);
         self
     }
 
@@ -186,10 +210,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/console/config", get(history::console_config))
         .route(rampart_console::PMTILES_PATH, get(history::pmtiles))
         .merge(rules::routes())
+        .route("/api/v1/audit/tail", get(audit::tail))
         .route("/live", get(ops::index))
         .merge(rampart_console::router())
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
+        .merge(auth::routes())
+        // After routing, so the guard sees the matched route pattern.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

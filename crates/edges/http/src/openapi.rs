@@ -137,6 +137,7 @@ pub(crate) struct FeatureCollectionDoc {
         crate::alerts::ack,
         crate::alerts::clear,
         crate::alerts::dead_letters,
+        crate::audit::tail,
         crate::ops::healthz,
         crate::ops::metrics,
     ),
@@ -156,7 +157,10 @@ pub(crate) struct ApiDoc;
 
 /// The OpenAPI document as JSON.
 pub(crate) async fn document() -> impl IntoResponse {
-    Json(ApiDoc::openapi())
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    // Each operation states the role it needs (`x-rampart-role`), from `auth::ROUTES`.
+    crate::auth::annotate_openapi(&mut doc);
+    Json(doc)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{Extensions, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use rampart_rules::service::RulesError;
@@ -53,6 +53,22 @@ pub(crate) fn service(st: &AppState) -> Result<&Arc<RulesService>, ApiError> {
             "the rules engine is not running on this node",
         )
     })
+}
+
+/// Records a definition change in the audit log (the ids changed).
+fn audit<'a>(st: &AppState, ext: &Extensions, action: &str, ids: impl Iterator<Item = &'a str>) {
+    let ids: Vec<&str> = ids.collect();
+    let target = match ids.as_slice() {
+        [one] => one.to_string(),
+        many => format!("{} definitions", many.len()),
+    };
+    crate::audit::record(
+        st,
+        &crate::audit::actor(ext),
+        action,
+        &target,
+        serde_json::json!({ "ids": ids }),
+    );
 }
 
 fn rules_error(e: RulesError) -> Response {
@@ -139,7 +155,11 @@ pub(crate) async fn list_geofences(State(st): State<AppState>) -> Result<Respons
     responses((status = 201, description = "Created (with assigned ids)", body = serde_json::Value),
               (status = 409, description = "The id exists", body = crate::openapi::ErrorDoc),
               (status = 422, description = "Invalid: the field and the reason", body = crate::openapi::ErrorDoc)))]
-pub(crate) async fn create_geofences(State(st): State<AppState>, body: Bytes) -> Response {
+pub(crate) async fn create_geofences(
+    State(st): State<AppState>,
+    ext: Extensions,
+    body: Bytes,
+) -> Response {
     let svc = match service(&st) {
         Ok(s) => s.clone(),
         Err(e) => return e.into_response(),
@@ -149,7 +169,15 @@ pub(crate) async fn create_geofences(State(st): State<AppState>, body: Bytes) ->
         Err(e) => return e.into_response(),
     };
     match blocking(move || svc.put_geofences(items, false)).await {
-        Ok(v) => created(v, many),
+        Ok(v) => {
+            audit(
+                &st,
+                &ext,
+                "geofence.create",
+                v.iter().map(|g| g.id.as_str()),
+            );
+            created(v, many)
+        }
         Err(r) => r,
     }
 }
@@ -181,6 +209,7 @@ pub(crate) async fn get_geofence(
 pub(crate) async fn put_geofence(
     State(st): State<AppState>,
     Path(id): Path<String>,
+    ext: Extensions,
     body: Bytes,
 ) -> Response {
     let svc = match service(&st) {
@@ -202,7 +231,10 @@ pub(crate) async fn put_geofence(
     }
     g.id = id;
     match blocking(move || svc.put_geofences(vec![g], true)).await {
-        Ok(mut v) => Json(v.pop()).into_response(),
+        Ok(mut v) => {
+            audit(&st, &ext, "geofence.put", v.iter().map(|g| g.id.as_str()));
+            Json(v.pop()).into_response()
+        }
         Err(r) => r,
     }
 }
@@ -215,13 +247,18 @@ pub(crate) async fn put_geofence(
 pub(crate) async fn delete_geofence(
     State(st): State<AppState>,
     Path(id): Path<String>,
+    ext: Extensions,
 ) -> Response {
     let svc = match service(&st) {
         Ok(s) => s.clone(),
         Err(e) => return e.into_response(),
     };
+    let target = id.clone();
     match blocking(move || svc.delete_geofence(&id)).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Ok(()) => {
+            audit(&st, &ext, "geofence.delete", [target.as_str()].into_iter());
+            StatusCode::NO_CONTENT.into_response()
+        }
         Err(r) => r,
     }
 }
@@ -257,6 +294,7 @@ pub(crate) struct ImportParams {
 pub(crate) async fn import_geofences(
     State(st): State<AppState>,
     params: Result<Query<ImportParams>, axum::extract::rejection::QueryRejection>,
+    ext: Extensions,
     body: Bytes,
 ) -> Response {
     let svc = match service(&st) {
@@ -331,7 +369,15 @@ pub(crate) async fn import_geofences(
         Err(e) => return rules_error(RulesError::Invalid(e)),
     };
     match blocking(move || svc.put_geofences(fences, true)).await {
-        Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
+        Ok(v) => {
+            audit(
+                &st,
+                &ext,
+                "geofence.import",
+                v.iter().map(|g| g.id.as_str()),
+            );
+            (StatusCode::CREATED, Json(v)).into_response()
+        }
         Err(r) => r,
     }
 }
@@ -348,7 +394,11 @@ pub(crate) async fn list_rules(State(st): State<AppState>) -> Result<Response, A
     request_body(content = serde_json::Value, description = "A rule or an array: {id?, name?, rule: {type: proximity|lost_comms|threshold, …}, priority?, enabled?}"),
     responses((status = 201, description = "Created", body = serde_json::Value),
               (status = 422, description = "Invalid: the field and the reason", body = crate::openapi::ErrorDoc)))]
-pub(crate) async fn create_rules(State(st): State<AppState>, body: Bytes) -> Response {
+pub(crate) async fn create_rules(
+    State(st): State<AppState>,
+    ext: Extensions,
+    body: Bytes,
+) -> Response {
     let svc = match service(&st) {
         Ok(s) => s.clone(),
         Err(e) => return e.into_response(),
@@ -358,7 +408,10 @@ pub(crate) async fn create_rules(State(st): State<AppState>, body: Bytes) -> Res
         Err(e) => return e.into_response(),
     };
     match blocking(move || svc.put_rules(items, false)).await {
-        Ok(v) => created(v, many),
+        Ok(v) => {
+            audit(&st, &ext, "rule.create", v.iter().map(|r| r.id.as_str()));
+            created(v, many)
+        }
         Err(r) => r,
     }
 }
@@ -390,6 +443,7 @@ pub(crate) async fn get_rule(
 pub(crate) async fn put_rule(
     State(st): State<AppState>,
     Path(id): Path<String>,
+    ext: Extensions,
     body: Bytes,
 ) -> Response {
     let svc = match service(&st) {
@@ -411,7 +465,10 @@ pub(crate) async fn put_rule(
     }
     r.id = id;
     match blocking(move || svc.put_rules(vec![r], true)).await {
-        Ok(mut v) => Json(v.pop()).into_response(),
+        Ok(mut v) => {
+            audit(&st, &ext, "rule.put", v.iter().map(|r| r.id.as_str()));
+            Json(v.pop()).into_response()
+        }
         Err(r) => r,
     }
 }
@@ -421,13 +478,21 @@ pub(crate) async fn put_rule(
     params(("id" = String, Path, description = "Rule id")),
     responses((status = 204, description = "Deleted"),
               (status = 404, description = "No such rule", body = crate::openapi::ErrorDoc)))]
-pub(crate) async fn delete_rule(State(st): State<AppState>, Path(id): Path<String>) -> Response {
+pub(crate) async fn delete_rule(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    ext: Extensions,
+) -> Response {
     let svc = match service(&st) {
         Ok(s) => s.clone(),
         Err(e) => return e.into_response(),
     };
+    let target = id.clone();
     match blocking(move || svc.delete_rule(&id)).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Ok(()) => {
+            audit(&st, &ext, "rule.delete", [target.as_str()].into_iter());
+            StatusCode::NO_CONTENT.into_response()
+        }
         Err(r) => r,
     }
 }

@@ -722,8 +722,17 @@ impl Evaluator {
                 .iter()
                 .filter_map(|r| rule_map.get(*r as usize).copied().flatten())
                 .collect();
-            st.pairs.clear();
+            // Pairs of rules that still exist stay, so their alerts still clear on separation.
+            st.pairs
+                .retain_mut(|p| match rule_map.get(p.rule as usize).copied().flatten() {
+                    Some(n) => {
+                        p.rule = n;
+                        true
+                    }
+                    None => false,
+                });
             st.prox_cell = None;
+            st.prox_in = 0;
         }
         for slot in 0..self.states.len() {
             self.refresh_matches(slot as u32);

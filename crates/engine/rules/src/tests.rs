@@ -758,3 +758,84 @@ async fn first_rules_cover_entities_already_in_the_picture() {
     assert_eq!(ev.alert.kind, AlertKind::LostComms);
     assert_eq!(ev.alert.entities, vec!["silent".to_string()]);
 }
+
+#[test]
+fn proximity_in_a_dense_grid_probes_cells() {
+    // 400 friendlies 0.05° apart occupy more cells than a 2 km search covers, so the search
+    // probes the cells around the point (the sparse case scans occupied cells instead).
+    let r = rule(
+        "p",
+        RuleKind::Proximity {
+            a: Filter {
+                types: vec!["a-h".into()],
+                ..Default::default()
+            },
+            b: Filter {
+                types: vec!["a-f".into()],
+                ..Default::default()
+            },
+            distance_m: 2000.0,
+        },
+    );
+    let mut h = H::new(vec![], vec![r]);
+    for i in 0..20 {
+        for j in 0..20 {
+            let uid = format!("f{i}-{j}");
+            assert!(
+                h.see(&at(&uid, 10.0 + i as f64 * 0.05, 10.0 + j as f64 * 0.05), 0)
+                    .is_empty()
+            );
+        }
+    }
+    // 0.01° north of f5-5: 1.1 km from it, more than 4 km from every other friendly.
+    let ev = h.see(&at("h", 10.26, 10.25).typed("a-h-G"), 1);
+    assert_eq!(kinds(&ev), vec![(AlertState::Raised, AlertKind::Proximity)]);
+    assert_eq!(
+        ev[0].alert.entities,
+        vec!["h".to_string(), "f5-5".to_string()]
+    );
+    let ev = h.see(&at("h", 10.275, 10.275).typed("a-h-G"), 2);
+    assert_eq!(
+        kinds(&ev),
+        vec![(AlertState::Cleared, AlertKind::Proximity)],
+        "far from all"
+    );
+}
+
+#[test]
+fn proximity_pairs_survive_an_unrelated_definition_change() {
+    let p = rule(
+        "p",
+        RuleKind::Proximity {
+            a: Filter {
+                types: vec!["a-h".into()],
+                ..Default::default()
+            },
+            b: Filter {
+                types: vec!["a-f".into()],
+                ..Default::default()
+            },
+            distance_m: 2000.0,
+        },
+    );
+    let mut h = H::new(vec![], vec![p.clone()]);
+    h.see(&at("f", 10.0, 10.0), 0);
+    assert_eq!(h.see(&at("h", 10.01, 10.0).typed("a-h-G"), 1).len(), 1);
+    // Another rule is added (the proximity rule moves to another index).
+    let mut t = Vec::new();
+    let other = rule(
+        "a-first",
+        RuleKind::LostComms {
+            filter: Filter::default(),
+            after_secs: 600.0,
+        },
+    );
+    h.eval.set_definitions(&[], &[other, p], &mut t);
+    assert!(t.is_empty(), "{t:?}");
+    // Separation still clears the alert.
+    let ev = h.see(&at("h", 11.0, 10.0).typed("a-h-G"), 2);
+    assert_eq!(
+        kinds(&ev),
+        vec![(AlertState::Cleared, AlertKind::Proximity)]
+    );
+}
