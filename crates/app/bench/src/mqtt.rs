@@ -190,7 +190,39 @@ fn options(
     o.keepalive_secs = KEEPALIVE_SECS;
     o.username = user.clone();
     o.password = pass.clone().map(bytes::Bytes::from);
+    o.tls = TLS.get().cloned().flatten();
     o
+}
+
+/// Client TLS for every connection of the run (mutual TLS on `mqtts`), set once from
+/// `RAMPART_BENCH_MQTT_TLS_DIR` (a node's PKI directory) and `RAMPART_BENCH_MQTT_TLS_NAME`
+/// (a certificate issued there, e.g. `rampart pki issue device bench`).
+static TLS: std::sync::OnceLock<Option<client::TlsOptions>> = std::sync::OnceLock::new();
+
+fn init_tls() -> anyhow::Result<()> {
+    let dir: Option<std::path::PathBuf> = env(&["RAMPART_BENCH_MQTT_TLS_DIR"])?;
+    let tls = match dir {
+        None => None,
+        Some(dir) => {
+            let name: String =
+                env(&["RAMPART_BENCH_MQTT_TLS_NAME"])?.unwrap_or_else(|| "bench".to_string());
+            let issued = dir.join("issued").join(&name);
+            let cfg = rampart_pki::client_config(
+                &dir.join("ca.crt"),
+                Some((
+                    &issued.join(format!("{name}.crt")),
+                    &issued.join(format!("{name}.key")),
+                )),
+            )
+            .map_err(|e| anyhow::anyhow!("client TLS from {}: {e}", dir.display()))?;
+            Some(client::TlsOptions {
+                config: Arc::new(cfg),
+                server_name: "localhost".to_string(),
+            })
+        }
+    };
+    let _ = TLS.set(tls);
+    Ok(())
 }
 
 /// Least-squares slope of `(x, y)` points.
@@ -876,6 +908,7 @@ fn env<T: std::str::FromStr>(names: &[&str]) -> anyhow::Result<Option<T>> {
 ///   `RAMPART_BENCH_MQTT_SETTLE_S` (3);
 /// - `RAMPART_BENCH_MQTT_USERNAME` / `RAMPART_BENCH_MQTT_PASSWORD` for every connection.
 pub fn run_env(name: &str, quick: bool) -> anyhow::Result<Figures> {
+    init_tls()?;
     let target: SocketAddr = env(&["RAMPART_BENCH_MQTT_ADDR"])?
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 18830)));
     let server_pid: Option<u32> = env(&["RAMPART_BENCH_MQTT_PID"])?;
