@@ -1789,6 +1789,9 @@ mod size_tests {
         let session = std::mem::size_of::<super::Session>();
         let conn = std::mem::size_of::<super::Conn>();
         println!("Session {session} B, Conn {conn} B");
-        assert!(session <= 512 && conn <= 64, "Session {session} B, Conn {conn} B");
+        assert!(
+            session <= 512 && conn <= 64,
+            "Session {session} B, Conn {conn} B"
+        );
     }
 }

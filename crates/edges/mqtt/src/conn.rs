@@ -337,33 +337,23 @@ mod tests {
     #[tokio::test]
     async fn idle_connection_task_is_small() {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let c = tokio::net::TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let c = tokio::net::TcpStream::connect(l.local_addr().unwrap())
+            .await
+            .unwrap();
         let (rd, wr) = c.into_split();
         let shared = Shared::for_tests();
-        {
-            let l2 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let c2 = tokio::net::TcpStream::connect(l2.local_addr().unwrap()).await.unwrap();
-            let (mut r2, _w2) = c2.into_split();
-            let o = Outbox::default();
-            let mut b = BytesMut::new();
-            let mut w = shared.pause.subscribe();
-            let readable = std::mem::size_of_val(&r2.readable());
-            println!(
-                "ready {} readable {} read_some {} changed {} reserve {}",
-                std::mem::size_of_val(&o.ready()),
-                readable,
-                std::mem::size_of_val(&read_some(&mut r2, &mut b, 10)),
-                std::mem::size_of_val(&w.changed()),
-                std::mem::size_of_val(&shared.events.reserve()),
-            );
-        }
-        let fut = run(rd, wr, ConnId(1), "127.0.0.1:1".parse().unwrap(), None, shared);
-        let size = std::mem::size_of_val(&fut);
-        println!(
-            "connection future: {size} bytes; Event {} bytes, Packet {} bytes",
-            std::mem::size_of::<Event>(),
-            std::mem::size_of::<Packet>()
+        let fut = run(
+            rd,
+            wr,
+            ConnId(1),
+            "127.0.0.1:1".parse().unwrap(),
+            None,
+            shared,
         );
-        assert!(size <= 1024, "connection future is {size} bytes");
+        let size = std::mem::size_of_val(&fut);
+        println!("connection future: {size} bytes");
+        // 600 bytes on Rust 1.95; the bound leaves room for toolchain changes, not for
+        // state that every idle connection would carry.
+        assert!(size <= 768, "connection future is {size} bytes");
     }
 }
