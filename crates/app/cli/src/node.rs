@@ -135,6 +135,18 @@ async fn run_async(cfg: Config, mode: Mode) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
     let mut http_urls = Vec::new();
+    // One API state for `http` and `https`: the same routes, limits and services.
+    let app_state = AppState::new(
+        engine.clone(),
+        sink.clone(),
+        cfg.http.clone(),
+        cfg.limits.clone(),
+    )
+    .with_console(cfg.console.clone())
+    .with_devices(devices.clone())
+    .with_rules(rules.clone())
+    .with_auth(auth.clone())
+    .with_audit(audit.clone());
     for l in &listeners {
         match l.kind.as_str() {
             "http" => {
@@ -146,17 +158,7 @@ async fn run_async(cfg: Config, mode: Mode) -> anyhow::Result<()> {
                 // A stable line on stdout for scripts and tests that start on port 0.
                 println!("rampart: listening http {bound}");
                 http_urls.push(format!("http://{bound}"));
-                let state = AppState::new(
-                    engine.clone(),
-                    sink.clone(),
-                    cfg.http.clone(),
-                    cfg.limits.clone(),
-                )
-                .with_console(cfg.console.clone())
-                .with_devices(devices.clone())
-                .with_rules(rules.clone())
-                .with_auth(auth.clone())
-                .with_audit(audit.clone());
+                let state = app_state.clone();
                 let mut rx = stop_rx.clone();
                 servers.push(tokio::spawn(async move {
                     let stop = async move {
@@ -178,17 +180,7 @@ async fn run_async(cfg: Config, mode: Mode) -> anyhow::Result<()> {
                 println!("rampart: listening https {bound}");
                 http_urls.push(format!("https://{bound}"));
                 // The same API as `http`, over TLS.
-                let state = AppState::new(
-                    engine.clone(),
-                    sink.clone(),
-                    cfg.http.clone(),
-                    cfg.limits.clone(),
-                )
-                .with_console(cfg.console.clone())
-                .with_devices(devices.clone())
-                .with_rules(rules.clone())
-                .with_auth(auth.clone())
-                .with_audit(audit.clone());
+                let state = app_state.clone();
                 let mut rx = stop_rx.clone();
                 servers.push(tokio::spawn(async move {
                     let stop = async move {

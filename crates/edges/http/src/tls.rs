@@ -137,6 +137,9 @@ pub async fn serve_tls(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    // Session cookies set over this listener carry `Secure`.
+    let mut state = state;
+    state.https = true;
     let metrics = state.engine.metrics().clone();
     let gauge = metrics.connection_gauge("https");
     let refusals = metrics.register_reason_counter(
