@@ -170,8 +170,10 @@ try {
     const t = Date.now();
     await post([{ uid: 'e2e-intruder', type: 'a-h-G', callsign: 'E2E INTRUDER', lat: 55.0, lon: 12.0, time: iso(t - 2000), stale: iso(t + 600000) }]);
     await post([{ uid: 'e2e-intruder', lat: 55.2, lon: 12.35, time: iso(t), stale: iso(t + 600000) }]);
+    step = 'alerts: the geofence listed';
     await page.keyboard.press('6'); // Geofences
     await page.waitForFunction(() => document.getElementById('geofences').textContent.includes('E2E BOX'), null, { timeout: STEP_TIMEOUT });
+    step = 'alerts: a geofence drawn on the map';
     // Draw one on the map: three corners, then Enter.
     await page.fill('#gf-name', 'E2E DRAWN');
     await page.click('#gf-draw');
@@ -187,6 +189,7 @@ try {
       throw new Error(`the drawn geofence was not stored as a triangle: ${JSON.stringify(drawnFence)}`);
     }
     await shot('07-geofence');
+    step = 'alerts: the alert shown and acknowledged';
     await page.keyboard.press('5'); // Alerts
     await page.fill('#ack-by', 'e2e-officer');
     const row = page.locator('#alerts li', { hasText: 'e2e-intruder' }).first();
