@@ -189,6 +189,10 @@ async fn console_login_cookie_csrf_and_rate_limit() {
         .to_string();
     assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
     assert!(set_cookie.contains("SameSite=Strict"), "{set_cookie}");
+    assert!(
+        !set_cookie.contains("; Secure"),
+        "plain http: a Secure cookie would never come back: {set_cookie}"
+    );
     let cookie = set_cookie.split(';').next().unwrap().to_string();
     assert_eq!(cookie.len(), "rampart_session=".len() + 64, "{cookie}");
     let body: Value = r.json().await.unwrap();
@@ -356,4 +360,45 @@ async fn console_login_form_in_headless_chromium() {
         "login.mjs failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("login checks passed"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_cookies_over_https_are_secure() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = dir.path().join("rampart.toml");
+    std::fs::write(&cfg, "[auth]\nrequired = true\n").unwrap();
+    add_user(&data, "ada", "admin", Some(ADMIN_PASSWORD));
+    let node = Node::start(
+        &data,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--listen",
+            "https=127.0.0.1:0",
+        ],
+    );
+    let body = json!({"user": "ada", "password": ADMIN_PASSWORD}).to_string();
+    let out = Command::new("curl")
+        .args(["-sS", "-i", "--max-time", "10", "--cacert"])
+        .arg(data.join("pki/ca.crt"))
+        .args(["-H", "content-type: application/json", "-d", &body])
+        .arg(format!(
+            "https://{}/api/v1/auth/login",
+            node.listener("https")
+        ))
+        .output()
+        .expect("curl (apt-get install curl)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cookie = text
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie: {text}"));
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
 }
