@@ -6,6 +6,7 @@
 
 pub mod engine;
 pub mod feeds;
+mod hist;
 pub mod history;
 pub mod http;
 pub mod mqtt;

@@ -32,6 +32,7 @@ use rmqtt_codec::types::QoS;
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::Figures;
+use crate::hist::Hist;
 use crate::tak::tree_cpu_secs;
 
 /// Marks this generator's payloads (first 8 bytes), so foreign traffic is not counted.
@@ -105,51 +106,6 @@ pub struct IdleConfig {
 // ---------------------------------------------------------------------------------------------
 // Measurement helpers
 // ---------------------------------------------------------------------------------------------
-
-/// Log-bucketed latency histogram in microseconds (2 % resolution).
-#[derive(Clone, Debug)]
-struct Hist {
-    buckets: Vec<u64>,
-    count: u64,
-    max_us: u64,
-}
-
-const HIST_GROWTH: f64 = 1.02;
-const HIST_BUCKETS: usize = 1100;
-
-impl Hist {
-    fn new() -> Self {
-        Hist {
-            buckets: vec![0; HIST_BUCKETS],
-            count: 0,
-            max_us: 0,
-        }
-    }
-
-    fn record(&mut self, us: u64) {
-        let i = ((us as f64 + 1.0).ln() / HIST_GROWTH.ln()) as usize;
-        self.buckets[i.min(HIST_BUCKETS - 1)] += 1;
-        self.count += 1;
-        self.max_us = self.max_us.max(us);
-    }
-
-    /// The `q` quantile in milliseconds (bucket upper bound, capped at the maximum).
-    fn quantile_ms(&self, q: f64) -> f64 {
-        if self.count == 0 {
-            return f64::NAN;
-        }
-        let rank = ((self.count as f64 * q).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (i, n) in self.buckets.iter().enumerate() {
-            seen += n;
-            if seen >= rank {
-                let upper = HIST_GROWTH.powi(i as i32 + 1) - 1.0;
-                return upper.min(self.max_us as f64) / 1000.0;
-            }
-        }
-        self.max_us as f64 / 1000.0
-    }
-}
 
 /// VmRSS of one process, in bytes.
 fn rss_of(pid: u32) -> Option<u64> {
