@@ -51,6 +51,12 @@ pub struct Config {
     /// `[auth]`: operator accounts, sessions and login limits (`required` is forced on by
     /// `--secure`).
     pub auth: rampart_http::auth::AuthConfig,
+    /// `[labels]`: classification levels, the anonymous clearance and per-source default
+    /// labels. Clearances are enforced when `[auth] required` (or `--secure`) is on.
+    pub labels: rampart_labels::LabelsConfig,
+    /// `[guard]`: spoofing and abuse detection (impossible kinematics, floods, possible
+    /// jamming). On under `--secure` unless `enabled` says otherwise.
+    pub guard: rampart_guard::GuardConfig,
 }
 
 /// `[feeds]`: limits, protocol settings and upstream connections of the legacy feeds.
@@ -95,6 +101,8 @@ impl Default for Config {
             devices: rampart_devices::DevicesConfig::default(),
             rules: rampart_rules::RulesConfig::default(),
             auth: rampart_http::auth::AuthConfig::default(),
+            labels: rampart_labels::LabelsConfig::default(),
+            guard: rampart_guard::GuardConfig::default(),
         }
     }
 }
@@ -276,6 +284,10 @@ impl Config {
         if self.picture.max_entities == 0 {
             bail!("picture.max_entities must be positive");
         }
+        // A bad `[labels]` section is reported by `engine_config`; here only its levels matter.
+        if let Ok(policy) = self.label_policy() {
+            self.cot.validate(&policy.levels)?;
+        }
         Ok(())
     }
 
@@ -292,24 +304,38 @@ impl Config {
         }
     }
 
+    /// The node's label policy. Enforced when `[auth] required` is on (`--secure` sets it):
+    /// without authentication a clearance would only be a claim.
+    pub fn label_policy(&self) -> anyhow::Result<rampart_labels::Policy> {
+        rampart_labels::Policy::new(
+            &self.labels,
+            self.auth.required,
+            self.report_defaults().label,
+        )
+        .map_err(|e| anyhow::anyhow!("[labels]: {e}"))
+    }
+
     /// The engine's configuration.
-    pub fn engine_config(&self) -> EngineConfig {
+    pub fn engine_config(&self) -> anyhow::Result<EngineConfig> {
+        let labels = std::sync::Arc::new(self.label_policy()?);
         let picture = PictureConfig {
             cell_deg: self.picture.cell_deg,
             max_entities: self.picture.max_entities,
             stale_grace_ms: self.picture.stale_grace_secs as i64 * 1000,
             max_attributes_per_entity: self.picture.max_attributes_per_entity,
             defaults: self.report_defaults(),
+            levels: labels.levels.clone(),
             ..PictureConfig::default()
         };
-        EngineConfig {
+        Ok(EngineConfig {
             picture,
             dedup: self.dedup.clone(),
             sweep_interval: Duration::from_millis(self.engine.sweep_interval_ms.max(10)),
             retention_interval: Duration::from_secs(self.engine.retention_interval_secs.max(1)),
             fanout_capacity: self.engine.fanout_capacity.max(1),
             max_future_ms: self.engine.max_future_secs as i64 * 1000,
-        }
+            labels,
+        })
     }
 
     /// The history store's configuration.

@@ -79,7 +79,7 @@ pub fn run(cfg: Config, job: ExportJob) -> anyhow::Result<()> {
                     job.format
                 );
             }
-            let engine = Engine::open(cfg.engine_config(), store, Arc::new(Metrics::new()))?;
+            let engine = Engine::open(cfg.engine_config()?, store, Arc::new(Metrics::new()))?;
             let q = Query {
                 bbox: job
                     .bbox

@@ -54,6 +54,22 @@ enum UserCommand {
         /// Also issue an API token and print it (shown once; only its hash is stored).
         #[arg(long)]
         token: bool,
+        /// Clearance level (one of `[labels] levels`); default: the lowest level.
+        #[arg(long)]
+        clearance: Option<String>,
+        /// Releasability groups the user belongs to, comma-separated (e.g. `NATO,FVEY`).
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+    },
+    /// Set what a user may see: a clearance level and releasability groups.
+    Clearance {
+        /// Login name.
+        name: String,
+        /// Clearance level (one of `[labels] levels`).
+        level: String,
+        /// Releasability groups, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
     },
     /// Issue an API token for a user and print it (shown once).
     Token {
@@ -67,6 +83,32 @@ enum UserCommand {
         /// Login name.
         name: String,
     },
+}
+
+/// Refuses a clearance that names a level or group the node's `[labels]` does not allow.
+fn check_clearance(cfg: &Config, spec: &rampart_labels::ClearanceSpec) -> anyhow::Result<()> {
+    let policy = cfg.label_policy()?;
+    spec.resolve(&policy.levels)
+        .map(|_| ())
+        .map_err(|e| anyhow!("clearance: {e}"))
+}
+
+/// Records a change made from the command line in the node's audit log. The actor is
+/// `cli:<login>` (from `$USER`). A log that cannot be opened or written stops nothing that
+/// already happened, but is reported loudly.
+fn audit_cli(cfg: &Config, action: &str, target: &str, detail: serde_json::Value) {
+    let actor = format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    );
+    match crate::audit::open(&cfg.data) {
+        Ok(log) => {
+            if let Err(e) = log.append(&actor, action, target, detail) {
+                eprintln!("warning: could not write the audit record: {e}");
+            }
+        }
+        Err(e) => eprintln!("warning: could not open the audit log: {e:#}"),
+    }
 }
 
 fn store(cfg: &Config) -> anyhow::Result<UserStore> {
@@ -89,7 +131,14 @@ pub fn run(a: UserArgs) -> anyhow::Result<()> {
             role,
             password_stdin,
             token,
+            clearance,
+            groups,
         } => {
+            let spec = rampart_labels::ClearanceSpec {
+                level: clearance,
+                groups,
+            };
+            check_clearance(&cfg, &spec)?;
             let role: Role = role.parse().map_err(|e: String| anyhow!(e))?;
             let password = if password_stdin {
                 let mut text = String::new();
@@ -108,6 +157,15 @@ pub fn run(a: UserArgs) -> anyhow::Result<()> {
             users
                 .add(&name, role, password.as_deref())
                 .map_err(|e| anyhow!(e))?;
+            users
+                .set_clearance(&name, spec.clone())
+                .map_err(|e| anyhow!(e))?;
+            audit_cli(
+                &cfg,
+                "user.create",
+                &name,
+                serde_json::json!({"role": role, "clearance": spec}),
+            );
             eprintln!("added user {name} ({role:?}) in {}", users.path().display());
             if token {
                 println!("{}", users.issue_token(&name).map_err(|e| anyhow!(e))?);
@@ -115,12 +173,41 @@ pub fn run(a: UserArgs) -> anyhow::Result<()> {
         }
         UserCommand::Token { name } => {
             println!("{}", users.issue_token(&name).map_err(|e| anyhow!(e))?);
+            audit_cli(&cfg, "user.token_issue", &name, serde_json::json!({}));
+        }
+        UserCommand::Clearance {
+            name,
+            level,
+            groups,
+        } => {
+            let spec = rampart_labels::ClearanceSpec {
+                level: Some(level),
+                groups,
+            };
+            check_clearance(&cfg, &spec)?;
+            let before = users
+                .clearance(&name)
+                .ok_or_else(|| anyhow!("no user {name:?}"))?;
+            users
+                .set_clearance(&name, spec.clone())
+                .map_err(|e| anyhow!(e))?;
+            audit_cli(
+                &cfg,
+                "user.clearance",
+                &name,
+                serde_json::json!({"before": before, "after": spec}),
+            );
+            eprintln!("user {name}: clearance set");
         }
         UserCommand::List => {
             for u in users.list() {
                 println!(
-                    "{}\t{:?}\tpassword={}\ttokens={}",
-                    u.name, u.role, u.has_password, u.tokens
+                    "{}\t{:?}\tpassword={}\ttokens={}\tclearance={}",
+                    u.name,
+                    u.role,
+                    u.has_password,
+                    u.tokens,
+                    serde_json::to_string(&u.clearance).unwrap_or_default()
                 );
             }
         }
@@ -128,6 +215,7 @@ pub fn run(a: UserArgs) -> anyhow::Result<()> {
             if !users.remove(&name).map_err(|e| anyhow!(e))? {
                 bail!("no user {name:?}");
             }
+            audit_cli(&cfg, "user.remove", &name, serde_json::json!({}));
             eprintln!("removed user {name}");
         }
     }

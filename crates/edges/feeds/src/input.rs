@@ -28,6 +28,11 @@ pub struct FeedConfig {
     pub max_line_bytes: usize,
     /// Most concurrent TCP connections per listener.
     pub max_connections: usize,
+    /// Most concurrent TCP connections from one source address; more are closed at once and
+    /// counted (`reason="connections_per_peer"`).
+    pub max_connections_per_peer: usize,
+    /// A TCP sender silent this long is disconnected (0: never). Receivers reconnect.
+    pub idle_timeout_secs: u64,
     /// Most UDP senders with decoder state; the least recently heard is forgotten first.
     pub max_udp_peers: usize,
     /// Read buffer per TCP connection in bytes.
@@ -43,6 +48,8 @@ impl Default for FeedConfig {
         FeedConfig {
             max_line_bytes: 1024,
             max_connections: 256,
+            max_connections_per_peer: 16,
+            idle_timeout_secs: 600,
             max_udp_peers: 1024,
             read_buffer_bytes: 16 * 1024,
             reconnect_min_ms: 500,
@@ -256,19 +263,31 @@ pub async fn run_udp_listener_gated(
 /// Serves a TCP listener: each connection is a stream of lines from one source.
 pub async fn run_tcp_listener(listener: TcpListener, input: FeedInput) {
     let permits = Arc::new(Semaphore::new(input.cfg.max_connections.max(1)));
+    let peers = rampart_engine::PeerLimiter::new(
+        input.cfg.max_connections_per_peer,
+        input.cfg.max_connections,
+    );
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
         };
         match listener.accept().await {
             Ok((stream, addr)) => {
+                let slot = match peers.admit(addr.ip()) {
+                    Ok(slot) => slot,
+                    Err(why) => {
+                        input.metrics.reject(&input.kind, why.reason(), 1);
+                        tracing::debug!(kind = %input.kind, peer = %addr, reason = why.reason(), "connection refused");
+                        continue;
+                    }
+                };
                 let input = input.clone();
                 tokio::spawn(async move {
                     let gauge = input.metrics.connection_gauge(&input.kind);
                     gauge.inc();
                     read_stream(stream, addr, &input).await;
                     gauge.dec();
-                    drop(permit);
+                    drop((permit, slot));
                 });
             }
             Err(e) => {
@@ -322,11 +341,22 @@ async fn read_stream(mut stream: TcpStream, addr: SocketAddr, input: &FeedInput)
     );
     let mut buf = vec![0u8; input.cfg.read_buffer_bytes.max(512)];
     let mut any = false;
+    let idle_limit =
+        (input.cfg.idle_timeout_secs > 0).then(|| Duration::from_secs(input.cfg.idle_timeout_secs));
+    let mut last_data = tokio::time::Instant::now();
     loop {
         let n = match tokio::time::timeout(IDLE_FLUSH, stream.read(&mut buf)).await {
             Ok(Ok(0) | Err(_)) => break,
-            Ok(Ok(n)) => n,
+            Ok(Ok(n)) => {
+                last_data = tokio::time::Instant::now();
+                n
+            }
             Err(_) => {
+                if idle_limit.is_some_and(|l| last_data.elapsed() >= l) {
+                    input.metrics.reject(&input.kind, "idle_timeout", 1);
+                    tracing::debug!(kind = %input.kind, peer = %addr, "idle sender disconnected");
+                    break;
+                }
                 // Idle: a quiet sender still gets its held-back data out.
                 let mut out = Vec::new();
                 source.flush(input, false, &mut out);

@@ -9,12 +9,17 @@ use axum::response::{IntoResponse, Response};
 use crate::error::ApiError;
 use crate::{AppState, PeerAddr, peer_ip};
 
-/// The actor of a request. There are no operator accounts yet, so this is the peer address
-/// (or `api` when the connection has none, e.g. in-process tests). When authentication lands,
-/// the authenticated identity replaces it here.
+/// The actor of a request: `user@address` for an authenticated operator or token, and
+/// `anonymous@address` otherwise (`api` stands for the address when the connection has none,
+/// e.g. in-process tests).
 pub(crate) fn actor(ext: &Extensions) -> String {
-    ext.get::<ConnectInfo<PeerAddr>>()
-        .map_or_else(|| "api".to_string(), |c| peer_ip(&c.0.0))
+    let addr = ext
+        .get::<ConnectInfo<PeerAddr>>()
+        .map_or_else(|| "api".to_string(), |c| peer_ip(&c.0.0));
+    match ext.get::<crate::auth::Identity>() {
+        Some(id) => format!("{}@{addr}", id.user),
+        None => format!("anonymous@{addr}"),
+    }
 }
 
 /// Records an action that has been done. The action already happened, so a failure to

@@ -17,6 +17,7 @@
 //!   is refused when authentication is required (default deny), and a unit test checks that
 //!   every route the router registers is listed.
 
+use rampart_labels::ClearanceSpec;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,7 +30,7 @@ use axum::extract::{ConnectInfo, MatchedPath, Path as UrlPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -135,6 +136,8 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/api/v1/reports", OPERATOR),
     ("POST", "/api/v1/alerts/{id}/ack", OPERATOR),
     ("POST", "/api/v1/alerts/{id}/clear", OPERATOR),
+    // Quarantined reports may be hostile content: operators review them.
+    ("GET", "/api/v1/quarantine", OPERATOR),
     ("POST", "/api/v1/devices/{id}/commands", OPERATOR),
     // Admins manage.
     ("POST", "/api/v1/devices", ADMIN),
@@ -152,6 +155,8 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/api/v1/users", ADMIN),
     ("DELETE", "/api/v1/users/{name}", ADMIN),
     ("POST", "/api/v1/users/{name}/tokens", ADMIN),
+    ("PUT", "/api/v1/users/{name}/clearance", ADMIN),
+    ("PUT", "/api/v1/entities/{uid}/label", ADMIN),
 ];
 
 /// What `method` on `pattern` needs, or `None` when the route is not listed. `HEAD` is
@@ -202,6 +207,11 @@ pub fn annotate_openapi(doc: &mut serde_json::Value) {
             "post",
             "/api/v1/users/{name}/tokens",
             "Issue an API token, returned once",
+        ),
+        (
+            "put",
+            "/api/v1/users/{name}/clearance",
+            "Set what a user may see: `{level, groups}` (audited)",
         ),
     ];
     let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
@@ -309,6 +319,9 @@ struct StoredUser {
     password: Option<String>,
     #[serde(default)]
     tokens: Vec<StoredToken>,
+    /// What the user may see (`[labels]`); absent means the lowest level and no groups.
+    #[serde(default)]
+    clearance: ClearanceSpec,
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -327,6 +340,9 @@ pub struct UserInfo {
     pub has_password: bool,
     /// Number of API tokens.
     pub tokens: usize,
+    /// Clearance: `{"level": "SECRET", "groups": ["NATO"]}`; `{}` is the lowest level.
+    #[schema(value_type = Object)]
+    pub clearance: ClearanceSpec,
 }
 
 /// The user accounts, persisted under `<data>/users/users.json`.
@@ -468,6 +484,7 @@ impl UserStore {
                 role: u.role,
                 has_password: u.password.is_some(),
                 tokens: u.tokens.len(),
+                clearance: u.clearance.clone(),
             })
             .collect()
     }
@@ -502,6 +519,7 @@ impl UserStore {
             role,
             password: hash,
             tokens: Vec::new(),
+            clearance: ClearanceSpec::default(),
         });
         self.save(&next)?;
         *users = next;
@@ -524,6 +542,28 @@ impl UserStore {
         self.save(&next)?;
         *users = next;
         Ok(true)
+    }
+
+    /// Sets what `name` may see. The caller checks the spec against the node's levels.
+    pub fn set_clearance(&self, name: &str, clearance: ClearanceSpec) -> Result<(), String> {
+        let mut users = self.users.lock();
+        let mut next = users.clone();
+        let Some(u) = next.iter_mut().find(|u| u.name == name) else {
+            return Err(format!("no user {name:?}"));
+        };
+        u.clearance = clearance;
+        self.save(&next)?;
+        *users = next;
+        Ok(())
+    }
+
+    /// The clearance of `name`, if there is such a user.
+    pub fn clearance(&self, name: &str) -> Option<ClearanceSpec> {
+        self.users
+            .lock()
+            .iter()
+            .find(|u| u.name == name)
+            .map(|u| u.clearance.clone())
     }
 
     /// Issues a new API token for `name` and returns it; only its hash is kept.
@@ -596,6 +636,9 @@ pub struct Identity {
     pub user: String,
     /// Role.
     pub role: Role,
+    /// What the user may see, as recorded in the user store when the request arrived (so a
+    /// changed clearance applies to live sessions at once).
+    pub clearance: ClearanceSpec,
     /// The session id and its CSRF token, when authenticated by the session cookie.
     session: Option<(String, String)>,
 }
@@ -728,9 +771,11 @@ impl Auth {
                 .and_then(|s| s.strip_prefix("Bearer "))
                 .ok_or("bad_authorization_header")?;
             let (user, role) = self.users.verify_token(token.trim()).ok_or("bad_token")?;
+            let clearance = self.users.clearance(&user).unwrap_or_default();
             return Ok(Some(Identity {
                 user,
                 role,
+                clearance,
                 session: None,
             }));
         }
@@ -738,15 +783,23 @@ impl Auth {
             return Ok(None);
         };
         let now = Instant::now();
-        let s = self.sessions.lock();
-        match s.get(&id) {
-            Some(sess) if sess.expires > now => Ok(Some(Identity {
-                user: sess.user.clone(),
-                role: sess.role,
-                session: Some((id, sess.csrf.clone())),
-            })),
-            _ => Err("bad_session"),
-        }
+        let found = {
+            let s = self.sessions.lock();
+            match s.get(&id) {
+                Some(sess) if sess.expires > now => {
+                    Some((sess.user.clone(), sess.role, sess.csrf.clone()))
+                }
+                _ => None,
+            }
+        };
+        let (user, role, csrf) = found.ok_or("bad_session")?;
+        let clearance = self.users.clearance(&user).unwrap_or_default();
+        Ok(Some(Identity {
+            user,
+            role,
+            clearance,
+            session: Some((id, csrf)),
+        }))
     }
 }
 
@@ -857,6 +910,7 @@ pub(crate) fn routes() -> axum::Router<AppState> {
         .route("/api/v1/users", get(list_users).post(create_user))
         .route("/api/v1/users/{name}", delete(remove_user))
         .route("/api/v1/users/{name}/tokens", post(create_token))
+        .route("/api/v1/users/{name}/clearance", put(set_clearance))
 }
 
 fn service(st: &AppState) -> Result<Arc<Auth>, ApiError> {
@@ -891,8 +945,16 @@ async fn login(State(st): State<AppState>, req: Request) -> Result<Response, Api
     // Keys stay small whatever the body holds: names longer than this never exist anyway.
     let user_key: String = body.user.chars().take(MAX_NAME_LEN).collect();
     let keys = [format!("user:{user_key}"), format!("ip:{ip}")];
+    let actor = format!("{user_key}@{ip}");
     if !auth.login_allowed(&keys) {
         auth.count("login_rate_limited");
+        crate::audit::record(
+            &st,
+            &actor,
+            "auth.login_refused",
+            &user_key,
+            serde_json::json!({"reason": "rate limited"}),
+        );
         let mut r = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too many failed logins; try again later",
@@ -913,6 +975,13 @@ async fn login(State(st): State<AppState>, req: Request) -> Result<Response, Api
     let Some((user, role)) = verified else {
         auth.login_failed(&keys);
         auth.count("bad_login");
+        crate::audit::record(
+            &st,
+            &actor,
+            "auth.login_failed",
+            &user_key,
+            serde_json::json!({}),
+        );
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "wrong user name or password",
@@ -922,6 +991,13 @@ async fn login(State(st): State<AppState>, req: Request) -> Result<Response, Api
         .new_session(user.clone(), role)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     auth.logins.inc();
+    crate::audit::record(
+        &st,
+        &actor,
+        "auth.login",
+        &user,
+        serde_json::json!({"role": role}),
+    );
     let cookie = format!(
         "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         auth.cfg.session_ttl_secs,
@@ -999,6 +1075,7 @@ struct NewUser {
 
 async fn create_user(
     State(st): State<AppState>,
+    ext: axum::http::Extensions,
     Json(body): Json<NewUser>,
 ) -> Result<Response, ApiError> {
     let auth = service(&st)?;
@@ -1010,6 +1087,13 @@ async fn create_user(
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
     .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    crate::audit::record(
+        &st,
+        &crate::audit::actor(&ext),
+        "user.create",
+        &name,
+        serde_json::json!({"role": body.role}),
+    );
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({"name": name, "role": body.role})),
@@ -1019,12 +1103,20 @@ async fn create_user(
 
 async fn remove_user(
     State(st): State<AppState>,
+    ext: axum::http::Extensions,
     UrlPath(name): UrlPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let auth = service(&st)?;
     match auth.users.remove(&name) {
         Ok(true) => {
             auth.drop_user_sessions(&name);
+            crate::audit::record(
+                &st,
+                &crate::audit::actor(&ext),
+                "user.remove",
+                &name,
+                serde_json::json!({}),
+            );
             Ok(StatusCode::NO_CONTENT)
         }
         Ok(false) => Err(ApiError::new(
@@ -1037,6 +1129,7 @@ async fn remove_user(
 
 async fn create_token(
     State(st): State<AppState>,
+    ext: axum::http::Extensions,
     UrlPath(name): UrlPath<String>,
 ) -> Result<Response, ApiError> {
     let auth = service(&st)?;
@@ -1044,11 +1137,45 @@ async fn create_token(
         .users
         .issue_token(&name)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    crate::audit::record(
+        &st,
+        &crate::audit::actor(&ext),
+        "user.token_issue",
+        &name,
+        serde_json::json!({}),
+    );
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({"user": name, "token": token})),
     )
         .into_response())
+}
+
+/// `PUT /api/v1/users/{name}/clearance`: `{level, groups}`; the level must be configured.
+async fn set_clearance(
+    State(st): State<AppState>,
+    ext: axum::http::Extensions,
+    UrlPath(name): UrlPath<String>,
+    Json(body): Json<ClearanceSpec>,
+) -> Result<StatusCode, ApiError> {
+    let auth = service(&st)?;
+    body.resolve(&st.engine.config().labels.levels)
+        .map_err(|e| ApiError::bad_param("clearance", e.to_string()))?;
+    let before = auth
+        .users
+        .clearance(&name)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no user {name:?}")))?;
+    auth.users
+        .set_clearance(&name, body.clone())
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    crate::audit::record(
+        &st,
+        &crate::audit::actor(&ext),
+        "user.clearance",
+        &name,
+        serde_json::json!({"before": before, "after": body}),
+    );
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]

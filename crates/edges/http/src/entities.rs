@@ -16,6 +16,7 @@ use rampart_picture::{BBox, Near};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::formats::{self, Format};
+use crate::labels::Caller;
 
 /// Query parameters of `GET /api/v1/entities`.
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -138,6 +139,7 @@ fn query_rejection(e: QueryRejection) -> ApiError {
 )]
 pub(crate) async fn list(
     State(st): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     params: Result<Query<EntitiesParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -152,6 +154,7 @@ pub(crate) async fn list(
         limit: Some(limit),
         type_prefix: p.type_prefix.filter(|t| !t.is_empty()),
         text: p.q.filter(|t| !t.is_empty()),
+        clearance: Some(caller.clearance.clone()),
         ..Default::default()
     };
     if let Some(b) = &p.bbox {
@@ -212,9 +215,16 @@ pub(crate) async fn list(
 )]
 pub(crate) async fn one(
     State(st): State<AppState>,
+    caller: Caller,
     Path(uid): Path<String>,
 ) -> Result<Response, ApiError> {
-    let entity = st.engine.picture().get(&uid).cloned();
+    // An entity the caller may not see answers exactly like one that does not exist.
+    let entity = st
+        .engine
+        .picture()
+        .get(&uid)
+        .filter(|e| caller.may_see(&e.label))
+        .cloned();
     match entity {
         Some(e) => Ok(geojson(
             serde_json::to_vec(&EntityFeature(&e)).unwrap_or_default(),
@@ -240,6 +250,7 @@ pub(crate) async fn one(
 )]
 pub(crate) async fn track(
     State(st): State<AppState>,
+    caller: Caller,
     Path(uid): Path<String>,
     headers: HeaderMap,
     params: Result<Query<TrackParams>, QueryRejection>,
@@ -263,9 +274,96 @@ pub(crate) async fn track(
         to,
         limit,
     };
-    let points = tokio::task::spawn_blocking(move || history.track(&query))
+    let mut points = tokio::task::spawn_blocking(move || history.track(&query))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    // Per point: each keeps the label it was reported with.
+    points.retain(|r| caller.may_see_report(r));
     Ok(formats::track(format, &uid, &points))
+}
+
+/// The body of `PUT /api/v1/entities/{uid}/label`.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetLabel {
+    /// The new classification (a configured level).
+    classification: String,
+    /// The new releasability groups (empty: no restriction).
+    #[serde(default)]
+    releasability: Vec<String>,
+    /// Why: recorded in the audit log. Required.
+    reason: String,
+}
+
+/// Most bytes of a downgrade's reason.
+const MAX_REASON_BYTES: usize = 1024;
+
+/// Sets an entity's label outright: the explicit, audited downgrade (or upgrade) by an admin.
+/// Later reports still raise it again (an entity's label is the join of its reports').
+#[utoipa::path(
+    put,
+    path = "/api/v1/entities/{uid}/label",
+    tag = "entities",
+    params(("uid" = String, Path, description = "The entity's uid")),
+    request_body = SetLabel,
+    responses(
+        (status = 200, description = "`{uid, before, after}`"),
+        (status = 400, description = "Unknown level, or no reason given", body = crate::openapi::ErrorDoc),
+        (status = 404, description = "No live entity has this uid", body = crate::openapi::ErrorDoc),
+    )
+)]
+pub(crate) async fn set_label(
+    State(st): State<AppState>,
+    ext: axum::http::Extensions,
+    Path(uid): Path<String>,
+    axum::Json(body): axum::Json<SetLabel>,
+) -> Result<Response, ApiError> {
+    if body.reason.trim().is_empty() || body.reason.len() > MAX_REASON_BYTES {
+        return Err(ApiError::bad_param(
+            "reason",
+            format!("is required (1 to {MAX_REASON_BYTES} bytes)"),
+        ));
+    }
+    let label = rampart_model::Label {
+        classification: body.classification.as_str().into(),
+        releasability: body
+            .releasability
+            .iter()
+            .map(|g| g.as_str().into())
+            .collect(),
+    };
+    let before = st
+        .engine
+        .set_label(&uid, &label)
+        .map_err(|e| ApiError::bad_param("classification", e.to_string()))?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no live entity with uid {uid:?}"),
+            )
+        })?;
+    if let Some(o) = &st.label_overrides
+        && let Err(e) = o.set(&uid, &label)
+    {
+        // The live label changed; say loudly that it will not survive a restart.
+        tracing::error!(error = %e, uid, "could not persist the label override");
+    }
+    let levels = &st.engine.config().labels.levels;
+    let downgrade = levels.join(&before, &label) == before && before != label;
+    crate::audit::record(
+        &st,
+        &crate::audit::actor(&ext),
+        if downgrade {
+            "entity.label_downgrade"
+        } else {
+            "entity.label_set"
+        },
+        &uid,
+        serde_json::json!({"before": before, "after": label, "reason": body.reason}),
+    );
+    Ok(
+        axum::Json(serde_json::json!({"uid": uid, "before": before, "after": label}))
+            .into_response(),
+    )
 }

@@ -84,6 +84,7 @@ fn required_time(param: &'static str, text: Option<&str>) -> Result<Timestamp, A
 )]
 pub(crate) async fn window(
     State(st): State<AppState>,
+    caller: crate::labels::Caller,
     params: Result<Query<HistoryParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(p) = params.map_err(|e| {
@@ -101,6 +102,7 @@ pub(crate) async fn window(
     let mut q = rampart_picture::Query {
         limit: Some(max_entities.saturating_add(1)),
         type_prefix: p.type_prefix.filter(|t| !t.is_empty()),
+        clearance: Some(caller.clearance.clone()),
         ..Default::default()
     };
     if let Some(b) = &p.bbox {
@@ -135,8 +137,11 @@ pub(crate) async fn window(
                 to,
                 limit: per_entity,
             };
-            let points = history.track(&query)?;
+            let mut points = history.track(&query)?;
             cut |= points.len() >= per_entity;
+            // Each point keeps the label it was reported with: an older point may be above
+            // the caller's clearance even when the entity's current label is not.
+            points.retain(|r| caller.may_see_report(r));
             if points.is_empty() {
                 continue;
             }

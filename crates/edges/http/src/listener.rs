@@ -21,6 +21,11 @@ pub struct CountingListener {
     inner: TcpListener,
     permits: Arc<Semaphore>,
     gauge: Gauge,
+    /// Connections per source address, and where refusals are counted.
+    peers: Option<(
+        Arc<rampart_engine::PeerLimiter>,
+        Arc<rampart_engine::Metrics>,
+    )>,
 }
 
 impl CountingListener {
@@ -30,7 +35,19 @@ impl CountingListener {
             inner,
             permits: Arc::new(Semaphore::new(max.max(1))),
             gauge,
+            peers: None,
         }
+    }
+
+    /// Also caps the connections of each source address with `peers`; a connection over the
+    /// cap is closed at once and counted in `metrics` as an `http` rejection.
+    pub fn with_peer_limit(
+        mut self,
+        peers: Arc<rampart_engine::PeerLimiter>,
+        metrics: Arc<rampart_engine::Metrics>,
+    ) -> Self {
+        self.peers = Some((peers, metrics));
+        self
     }
 }
 
@@ -39,6 +56,7 @@ pub struct CountedStream {
     inner: TcpStream,
     gauge: Gauge,
     _permit: OwnedSemaphorePermit,
+    _peer: Option<rampart_engine::PeerSlot>,
 }
 
 impl Drop for CountedStream {
@@ -60,6 +78,18 @@ impl Listener for CountingListener {
             };
             match self.inner.accept().await {
                 Ok((stream, addr)) => {
+                    let peer = match &self.peers {
+                        None => None,
+                        Some((limiter, metrics)) => match limiter.admit(addr.ip()) {
+                            Ok(slot) => Some(slot),
+                            Err(why) => {
+                                // Dropping the stream closes it; the permit is reused.
+                                metrics.reject("http", why.reason(), 1);
+                                tracing::debug!(peer = %addr, reason = why.reason(), "connection refused");
+                                continue;
+                            }
+                        },
+                    };
                     // Small JSON answers and WebSocket frames must not wait for Nagle.
                     let _ = stream.set_nodelay(true);
                     self.gauge.inc();
@@ -68,6 +98,7 @@ impl Listener for CountingListener {
                             inner: stream,
                             gauge: self.gauge.clone(),
                             _permit: permit,
+                            _peer: peer,
                         },
                         addr,
                     );

@@ -39,6 +39,7 @@ pub struct TlsIo {
     revoked: Option<Revoked>,
     gauge: Gauge,
     _permit: OwnedSemaphorePermit,
+    _peer: rampart_engine::PeerSlot,
 }
 
 impl Drop for TlsIo {
@@ -148,6 +149,10 @@ pub async fn serve_tls(
     );
     let local = listener.local_addr()?;
     let permits = Arc::new(Semaphore::new(state.cfg.max_connections.max(1)));
+    let peers = rampart_engine::PeerLimiter::new(
+        state.cfg.max_connections_per_peer,
+        state.cfg.max_connections,
+    );
     let (tx, rx) = mpsc::channel(READY_QUEUE);
     let acceptor = TlsAcceptor::from(config);
     let accept_task = tokio::spawn(async move {
@@ -160,6 +165,13 @@ pub async fn serve_tls(
                 Err(e) => {
                     tracing::warn!(error = %e, "https accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let peer = match peers.admit(addr.ip()) {
+                Ok(slot) => slot,
+                Err(why) => {
+                    refused(&refusals, why.reason());
                     continue;
                 }
             };
@@ -196,6 +208,7 @@ pub async fn serve_tls(
                     revoked,
                     gauge,
                     _permit: permit,
+                    _peer: peer,
                 };
                 let _ = tx.send((io, addr)).await;
             });

@@ -46,6 +46,8 @@ pub struct PictureConfig {
     pub max_attributes_per_entity: usize,
     /// Values for fields reports leave out.
     pub defaults: Defaults,
+    /// The classification order: an entity's label is the join of its reports' labels.
+    pub levels: rampart_labels::Levels,
 }
 
 impl Default for PictureConfig {
@@ -57,6 +59,7 @@ impl Default for PictureConfig {
             max_interned: 100_000,
             max_attributes_per_entity: Limits::default().max_attributes,
             defaults: Defaults::default(),
+            levels: rampart_labels::Levels::default(),
         }
     }
 }

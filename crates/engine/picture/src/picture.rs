@@ -360,10 +360,16 @@ impl Picture {
         {
             e.callsign = Some(c.clone());
         }
+        // The entity's label is the highest of the reports folded into it (the join of
+        // their labels): a later UNCLASSIFIED report never lowers a SECRET track. Only an
+        // explicit, audited downgrade (`set_label`) lowers it.
         if let Some(l) = &r.label
             && *e.label != *l
         {
-            e.label = self.interner.label(l);
+            let joined = self.cfg.levels.join(&e.label, l);
+            if joined != *e.label {
+                e.label = self.interner.label(&joined);
+            }
         }
         merge_attributes(
             &mut e.attributes,
@@ -410,6 +416,22 @@ impl Picture {
     pub fn get(&self, uid: &str) -> Option<&Entity> {
         let i = self.find(uid_hash(&self.hasher, uid), uid)?;
         self.entity_at(i)
+    }
+
+    /// Sets an entity's label outright: the explicit downgrade (or upgrade) by an admin. The
+    /// caller audits it. Returns the old label, or `None` when no such entity is held.
+    pub fn set_label(
+        &mut self,
+        uid: &str,
+        label: &rampart_model::Label,
+    ) -> Option<Arc<rampart_model::Label>> {
+        let i = self.find(uid_hash(&self.hasher, uid), uid)?;
+        let new = self.interner.label(label);
+        let slot = self.slab.get_mut(i)?;
+        if slot.cell_idx == FREE {
+            return None;
+        }
+        Some(std::mem::replace(&mut slot.entity.label, new))
     }
 
     /// The entity in slot `i`, if the slot is occupied.
@@ -600,7 +622,7 @@ impl Picture {
         if limit == 0 || self.len == 0 {
             return out;
         }
-        let f = Filter::new(q);
+        let f = Filter::new(q, &self.cfg.levels);
         match self.plan(q) {
             Plan::Empty => {}
             Plan::Cells(region) => {
@@ -662,7 +684,7 @@ impl Picture {
         if k == 0 || !lat.is_finite() || !lon.is_finite() {
             return Vec::new();
         }
-        let f = Filter::new(q);
+        let f = Filter::new(q, &self.cfg.levels);
         // A `near` filter around the same point caps how far the search needs to go.
         let cap_m = q
             .near

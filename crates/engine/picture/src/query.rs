@@ -22,6 +22,9 @@ pub struct Query {
     /// At most this many results. `None` means no limit beyond the picture's size, which
     /// `PictureConfig::max_entities` bounds.
     pub limit: Option<usize>,
+    /// Only entities this clearance may see (their label against the picture's levels).
+    /// `None` applies no label check: for the node's own use, never for a caller's.
+    pub clearance: Option<rampart_labels::Clearance>,
 }
 
 /// True when `cot_type` starts with `prefix` on an atom boundary.
@@ -72,11 +75,18 @@ pub(crate) struct Filter<'q> {
     type_prefix: Option<&'q str>,
     text: Option<TextMatcher>,
     stale: Option<bool>,
+    /// The label check; `None` when the query has no clearance or it is unrestricted.
+    clearance: Option<(&'q rampart_labels::Levels, &'q rampart_labels::Clearance)>,
 }
 
 impl<'q> Filter<'q> {
-    pub(crate) fn new(q: &'q Query) -> Self {
+    pub(crate) fn new(q: &'q Query, levels: &'q rampart_labels::Levels) -> Self {
         Filter {
+            clearance: q
+                .clearance
+                .as_ref()
+                .filter(|c| !c.is_unrestricted())
+                .map(|c| (levels, c)),
             bbox: q.bbox.as_ref(),
             near: q.near.as_ref(),
             type_prefix: q.type_prefix.as_deref().filter(|p| !p.is_empty()),
@@ -87,7 +97,10 @@ impl<'q> Filter<'q> {
 
     /// True when a filter other than the spatial ones is set, so every entity must be read.
     pub(crate) fn has_entity_filters(&self) -> bool {
-        self.stale.is_some() || self.type_prefix.is_some() || self.text.is_some()
+        self.stale.is_some()
+            || self.type_prefix.is_some()
+            || self.text.is_some()
+            || self.clearance.is_some()
     }
 
     /// True when `e` passes every filter except `near` (which nearest-neighbour search
@@ -110,6 +123,11 @@ impl<'q> Filter<'q> {
         }
         if let Some(t) = &self.text
             && !(t.matches(&e.uid) || e.callsign.as_deref().is_some_and(|c| t.matches(c)))
+        {
+            return false;
+        }
+        if let Some((levels, c)) = self.clearance
+            && !levels.permits(c, &e.label)
         {
             return false;
         }

@@ -805,3 +805,74 @@ fn spatial_only_queries_match_brute_force() {
         }
     }
 }
+
+fn lbl(c: &str, rel: &[&str]) -> Label {
+    Label {
+        classification: c.into(),
+        releasability: rel.iter().map(|g| Text::from(*g)).collect(),
+    }
+}
+
+#[test]
+fn entity_label_is_the_join_of_its_reports_until_set_explicitly() {
+    let mut p = pic();
+    let mut r = rep("u1", 1.0, 1.0, 0);
+    r.label = Some(lbl("SECRET", &["NATO", "FVEY"]));
+    p.fold(&r, ts(0), ts(0));
+    let mut r = rep("u1", 1.0, 1.1, 1_000);
+    r.label = Some(lbl("UNCLASSIFIED", &[]));
+    p.fold(&r, ts(1_000), ts(1_000));
+    // Releasability lists come out sorted and without repeats.
+    assert_eq!(
+        *p.get("u1").unwrap().label,
+        lbl("SECRET", &["FVEY", "NATO"])
+    );
+    let mut r = rep("u1", 1.0, 1.2, 2_000);
+    r.label = Some(lbl("CONFIDENTIAL", &["NATO"]));
+    p.fold(&r, ts(2_000), ts(2_000));
+    assert_eq!(*p.get("u1").unwrap().label, lbl("SECRET", &["NATO"]));
+
+    // An explicit set replaces it; a later report joins on top of the new label.
+    let old = p.set_label("u1", &lbl("UNCLASSIFIED", &[])).unwrap();
+    assert_eq!(*old, lbl("SECRET", &["NATO"]));
+    assert_eq!(*p.get("u1").unwrap().label, lbl("UNCLASSIFIED", &[]));
+    let mut r = rep("u1", 1.0, 1.3, 3_000);
+    r.label = Some(lbl("RESTRICTED", &[]));
+    p.fold(&r, ts(3_000), ts(3_000));
+    assert_eq!(*p.get("u1").unwrap().label, lbl("RESTRICTED", &[]));
+    assert!(p.set_label("nobody", &lbl("SECRET", &[])).is_none());
+}
+
+#[test]
+fn queries_with_a_clearance_skip_what_it_may_not_see() {
+    let levels = rampart_labels::Levels::default();
+    let mut p = pic();
+    for (i, (uid, l)) in [
+        ("unc", lbl("UNCLASSIFIED", &[])),
+        ("sec", lbl("SECRET", &[])),
+        ("nato", lbl("SECRET", &["NATO"])),
+        ("typo", lbl("SECERT", &[])),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut r = rep(uid, 10.0 + i as f64 * 0.01, 10.0, 0);
+        r.label = Some(l);
+        p.fold(&r, ts(0), ts(0));
+    }
+    let q = |c: rampart_labels::Clearance, limit| Query {
+        clearance: Some(c),
+        limit: Some(limit),
+        ..Query::default()
+    };
+    let fvey = levels.clearance("SECRET", &["FVEY"]).unwrap();
+    assert_eq!(uids(p.query(&q(fvey.clone(), 10))), ["sec", "unc"]);
+    // The limit counts visible entities only: hidden ones never take a slot.
+    assert_eq!(p.query(&q(fvey.clone(), 2)).len(), 2);
+    let near = p.nearest(10.03, 10.0, 2, &q(fvey, 10));
+    assert_eq!(uids(near.into_iter().map(|(e, _)| e)), ["sec", "unc"]);
+    let low = levels.clearance::<&str>("UNCLASSIFIED", &[]).unwrap();
+    assert_eq!(uids(p.query(&q(low, 10))), ["unc"]);
+    let all = p.query(&q(rampart_labels::Clearance::unrestricted(), 10));
+    assert_eq!(all.len(), 4);
+}

@@ -38,6 +38,10 @@ pub struct EngineConfig {
     /// A report whose `time` is further than this ahead of the server clock is rejected: it
     /// would otherwise freeze its entity, since the newest time always wins.
     pub max_future_ms: i64,
+    /// The label policy: the default label of each source and the configured levels. A report
+    /// without a label gets its source's default before it is stored, so history keeps the
+    /// label each point had; a label naming an unknown level is refused.
+    pub labels: Arc<rampart_labels::Policy>,
 }
 
 impl Default for EngineConfig {
@@ -49,6 +53,7 @@ impl Default for EngineConfig {
             retention_interval: Duration::from_secs(60),
             fanout_capacity: 1024,
             max_future_ms: 3_600_000,
+            labels: Arc::new(rampart_labels::Policy::open()),
         }
     }
 }
@@ -131,6 +136,36 @@ pub trait BatchObserver: Send + Sync {
     fn on_tick(&self, _now: Timestamp) {}
 }
 
+/// What a [`ReportScreen`] decided about one report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScreenVerdict {
+    /// Take the report.
+    Accept,
+    /// Implausible (e.g. impossible kinematics): refused as field `kinematics`, neither stored
+    /// nor folded; the screen keeps it aside for review.
+    Quarantine(String),
+    /// The sender is far over its rate: refused as field `rate`, neither stored nor folded.
+    Throttle(String),
+}
+
+/// Screens each report before it is stored: the seam spoofing and flood detection
+/// (`rampart-guard`) plugs into. Called inside the engine's write lock, after the label, time
+/// and idempotency checks; implementations must be quick and never block on I/O.
+pub trait ReportScreen: Send + Sync {
+    /// Judges `report` given its entity's live state (`current`) and the last report of the
+    /// same uid kept earlier in the same batch (`earlier`), if any.
+    fn screen(
+        &self,
+        report: &Report,
+        current: Option<&Entity>,
+        earlier: Option<&Report>,
+        now: Timestamp,
+    ) -> ScreenVerdict;
+
+    /// Entities the stale sweep just marked stale (for loss-of-fix detection).
+    fn on_stale(&self, _entities: &[&Entity], _now: Timestamp) {}
+}
+
 struct State {
     picture: Picture,
     dedup: Dedup,
@@ -147,6 +182,7 @@ pub struct Engine {
     bus: broadcast::Sender<Arc<Delta>>,
     metrics: Arc<Metrics>,
     observer: OnceLock<Arc<dyn BatchObserver>>,
+    screen: OnceLock<Arc<dyn ReportScreen>>,
 }
 
 impl Engine {
@@ -187,6 +223,7 @@ impl Engine {
             bus,
             metrics,
             observer: OnceLock::new(),
+            screen: OnceLock::new(),
         });
         engine.refresh_gauges();
         Ok(engine)
@@ -199,6 +236,12 @@ impl Engine {
         observer: Arc<dyn BatchObserver>,
     ) -> Result<(), Arc<dyn BatchObserver>> {
         self.observer.set(observer)
+    }
+
+    /// Attaches the report screen (spoofing and flood detection). There is at most one; a
+    /// second call returns the screen back as the error.
+    pub fn set_screen(&self, screen: Arc<dyn ReportScreen>) -> Result<(), Arc<dyn ReportScreen>> {
+        self.screen.set(screen)
     }
 
     /// Metrics shared with the edges.
@@ -254,7 +297,24 @@ impl Engine {
         let mut new_uids: HashSet<Uid> = HashSet::new();
         let mut keep: Vec<Report> = Vec::with_capacity(reports.len());
         let latest_allowed = now.plus_millis(self.cfg.max_future_ms);
-        for (index, r) in reports.into_iter().enumerate() {
+        let labels = &self.cfg.labels;
+        let screen = self.screen.get();
+        // The last kept report per uid, so the screen judges movement within a batch too.
+        let mut batch_last: HashMap<Uid, usize> = HashMap::new();
+        for (index, mut r) in reports.into_iter().enumerate() {
+            match &r.label {
+                None => r.label = Some(labels.source_default(&r.provenance.source).clone()),
+                Some(l) => {
+                    if let Err(e) = labels.levels.validate(l) {
+                        receipt.rejected.push(Rejection {
+                            index,
+                            field: "label.classification".into(),
+                            reason: e.to_string(),
+                        });
+                        continue;
+                    }
+                }
+            }
             if r.time > latest_allowed {
                 receipt.rejected.push(Rejection {
                     index,
@@ -289,6 +349,22 @@ impl Engine {
                     }
                 }
             }
+            if let Some(screen) = screen {
+                let earlier = batch_last.get(&r.uid).map(|&i| &keep[i]);
+                let (field, reason) = match screen.screen(&r, picture.get(&r.uid), earlier, now) {
+                    ScreenVerdict::Accept => ("", String::new()),
+                    ScreenVerdict::Quarantine(why) => ("kinematics", why),
+                    ScreenVerdict::Throttle(why) => ("rate", why),
+                };
+                if !field.is_empty() {
+                    receipt.rejected.push(Rejection {
+                        index,
+                        field: field.into(),
+                        reason,
+                    });
+                    continue;
+                }
+            }
             if near_full && picture.get(&r.uid).is_none() && !new_uids.contains(&r.uid) {
                 if picture.len() + new_uids.len() >= max_entities {
                     receipt.rejected.push(Rejection {
@@ -299,6 +375,9 @@ impl Engine {
                     continue;
                 }
                 new_uids.insert(r.uid.clone());
+            }
+            if screen.is_some() {
+                batch_last.insert(r.uid.clone(), keep.len());
             }
             keep.push(r);
         }
@@ -367,6 +446,30 @@ impl Engine {
         drop(state);
         self.count(&keep, &receipt);
         Ok(receipt)
+    }
+
+    /// Sets an entity's label outright (an admin's explicit downgrade; the caller audits it)
+    /// and fans the change out. Returns the old label, or `None` when no such entity is live.
+    /// The new label must name a configured level.
+    pub fn set_label(
+        &self,
+        uid: &str,
+        label: &rampart_model::Label,
+    ) -> Result<Option<rampart_model::Label>, rampart_labels::LabelError> {
+        self.cfg.labels.levels.validate(label)?;
+        let mut state = self.state.write();
+        let old = state.picture.set_label(uid, label);
+        if old.is_some()
+            && self.bus.receiver_count() > 0
+            && let Some(e) = state.picture.get(uid)
+        {
+            let update = EntityUpdate {
+                entity: e.clone(),
+                prev: Some((e.lat, e.lon)),
+            };
+            let _ = self.bus.send(Arc::new(Delta::Updated(vec![update])));
+        }
+        Ok(old.map(|l| (*l).clone()))
     }
 
     fn count(&self, kept: &[Report], receipt: &IngestReceipt) {
@@ -441,6 +544,18 @@ impl Engine {
         let mut changes = Vec::new();
         let mut state = self.state.write();
         state.picture.sweep(now, &mut changes);
+        if let Some(screen) = self.screen.get() {
+            let stale: Vec<&Entity> = changes
+                .iter()
+                .filter_map(|c| match c {
+                    Change::Stale(uid) => state.picture.get(uid),
+                    Change::Removed(_) => None,
+                })
+                .collect();
+            if !stale.is_empty() {
+                screen.on_stale(&stale, now);
+            }
+        }
         if let Some(obs) = self.observer.get() {
             let removed: Vec<Uid> = changes
                 .iter()

@@ -21,12 +21,15 @@ mod bus;
 mod dedup;
 mod engine;
 mod metrics;
+mod peers;
 
 pub use bus::{Delta, EntityUpdate, Subscription};
 pub use dedup::{DedupConfig, DedupVerdict};
 pub use engine::{
-    BatchObserver, Engine, EngineConfig, EngineError, IngestReceipt, Rejection, ReportSink,
+    BatchObserver, Engine, EngineConfig, EngineError, IngestReceipt, Rejection, ReportScreen,
+    ReportSink, ScreenVerdict,
 };
 pub use metrics::{Metrics, ReasonLabel};
+pub use peers::{DEFAULT_MAX_CONNECTIONS_PER_PEER, PeerLimiter, PeerRefusal, PeerSlot};
 /// The gauge type used for connection counts.
 pub use prometheus_client::metrics::gauge::Gauge;

@@ -45,6 +45,15 @@ pub fn parse_xml(input: &[u8], limits: &CotLimits) -> Result<CotEvent, CotError>
         at: e.valid_up_to(),
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // One byte-order mark is allowed; a second one is a character before the root element.
+    // quick-xml would skip it silently and report positions past it, which would cut the
+    // verbatim detail spans three bytes short (found by the `cot_xml` fuzz target).
+    if text.starts_with('\u{feff}') {
+        return Err(CotError::invalid(
+            "document",
+            "a second byte-order mark (U+FEFF) before the root element".to_string(),
+        ));
+    }
     check_chars(text)?;
     // The fast reader handles the plain XML every TAK client writes and gives up on the
     // rest (comments, CDATA, references in text, anything malformed); whatever it does not
@@ -1473,6 +1482,22 @@ mod tests {
     fn with(p: &mut Parser<'_, '_>) -> Result<CotEvent, CotError> {
         let mut ev = blank_event();
         p.document(&mut ev).map(|()| ev)
+    }
+
+    /// Regression (fuzz `cot_xml`): two byte-order marks shifted quick-xml's positions and cut
+    /// verbatim detail short. One BOM is fine; two are an error naming the cause.
+    #[test]
+    fn one_byte_order_mark_is_allowed_two_are_refused() {
+        let doc = "<event version='2.0' uid='u' type='a-f-G' time='2020-01-01T00:00:00Z' \
+                   stale='2020-01-01T00:01:00Z'><point lat='1' lon='2'/><detail><x a='1'/></detail></event>";
+        let limits = CotLimits::default();
+        let one = format!("\u{feff}{doc}");
+        let ev = parse_xml(one.as_bytes(), &limits).unwrap();
+        let again = parse_xml(crate::encode_xml(&ev).as_bytes(), &limits).unwrap();
+        assert_eq!(ev, again);
+        let two = format!("\u{feff}\u{feff}{doc}");
+        let err = parse_xml(two.as_bytes(), &limits).unwrap_err().to_string();
+        assert!(err.contains("byte-order mark"), "{err}");
     }
 
     /// Whenever the fast reader accepts a document, quick-xml reads the same event from it.
