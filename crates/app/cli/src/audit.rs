@@ -51,6 +51,39 @@ pub fn open(data: &std::path::Path) -> anyhow::Result<Arc<AuditLog>> {
         .with_context(|| format!("opening the audit log in {}", dir.display()))
 }
 
+/// Records the node's start and, when the effective configuration differs from the one the
+/// last start recorded, a `config.change` record with both digests: configuration is changed
+/// by editing a file, so the change is caught at the next start. The digest is SHA-256 of the
+/// effective configuration as JSON (secrets are not part of it: the configuration holds paths
+/// to keys, never keys).
+pub fn record_start(log: &AuditLog, cfg: &Config) {
+    let json = serde_json::to_vec(cfg).unwrap_or_default();
+    let digest = ring::digest::digest(&ring::digest::SHA256, &json);
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let marker = AuditLog::dir_in(&cfg.data).join("config.sha256");
+    let before = std::fs::read_to_string(&marker).ok();
+    let actor = "node";
+    let detail = serde_json::json!({
+        "config_sha256": hex,
+        "listen": cfg.listen,
+        "auth_required": cfg.auth.required,
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    if let Err(e) = log.append(actor, "node.start", "node", detail) {
+        tracing::error!(error = %e, "could not write the audit record");
+    }
+    if before.as_deref().map(str::trim) != Some(hex.as_str()) {
+        let detail =
+            serde_json::json!({"before": before.map(|b| b.trim().to_string()), "after": hex});
+        if let Err(e) = log.append(actor, "config.change", "config", detail) {
+            tracing::error!(error = %e, "could not write the audit record");
+        }
+        if let Err(e) = std::fs::write(&marker, &hex) {
+            tracing::error!(error = %e, path = %marker.display(), "could not write the config digest");
+        }
+    }
+}
+
 /// Runs `rampart audit …`.
 pub fn run(a: AuditArgs) -> anyhow::Result<()> {
     let mut cfg = match &a.config {

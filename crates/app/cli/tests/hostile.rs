@@ -240,3 +240,102 @@ async fn hostile_bodies_get_clear_errors_and_the_server_keeps_serving() {
         );
     }
 }
+
+/// One address may hold at most `[http] max_connections_per_peer` connections: the next one is
+/// closed at once and counted, and a slot freed by a closed connection is usable again. The
+/// NMEA TCP feed applies its own cap the same way.
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_per_peer_are_capped_and_counted() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("rampart.toml");
+    std::fs::write(
+        &cfg,
+        "[http]\nmax_connections_per_peer = 2\n[feeds.limits]\nmax_connections_per_peer = 1\n",
+    )
+    .unwrap();
+    let node = Node::start(
+        &dir.path().join("data"),
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--listen",
+            "nmea-tcp=127.0.0.1:0",
+        ],
+    );
+    let addr = node.addr.clone();
+    // Two idle connections hold both slots (a request on each proves they were served).
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 256];
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(
+            std::str::from_utf8(&buf[..n])
+                .unwrap()
+                .starts_with("HTTP/1.1 200")
+        );
+        held.push(s);
+    }
+    // The third is closed without an answer.
+    let mut third = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let _ = third
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await;
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), third.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0, "the third connection from one address was served");
+    // Free one slot: a new connection is served again (reqwest opens a fresh one).
+    drop(held.pop());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let c = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let metrics = c
+        .get(node.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|l| l.contains("source=\"http\"")
+            && l.contains("reason=\"connections_per_peer\"")
+            && !l.starts_with('#')),
+        "refusal not counted"
+    );
+
+    // The NMEA feed: one connection per address here; the second is closed at once.
+    let feed = node.listener("nmea-tcp");
+    let _first = tokio::net::TcpStream::connect(feed).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut second = tokio::net::TcpStream::connect(feed).await.unwrap();
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), second.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    let metrics = c
+        .get(node.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.contains("source=\"nmea-tcp\"")
+                && l.contains("reason=\"connections_per_peer\"")),
+        "feed refusal not counted"
+    );
+}

@@ -451,6 +451,11 @@ async fn every_http_read_path_enforces_labels() {
     assert!(d["detail"]["reason"].as_str().unwrap().contains("J2"));
     assert_eq!(find("auth.login_failed")["target"], "ada");
     assert_eq!(find("auth.login")["target"], "ada");
+    // The first start recorded its configuration digest as a change (from nothing).
+    let c0 = find("config.change");
+    assert!(c0["detail"]["before"].is_null(), "{c0}");
+    assert_eq!(c0["detail"]["after"].as_str().unwrap().len(), 64);
+    assert_eq!(find("node.start")["detail"]["auth_required"], true);
     let u = find("user.create");
     assert!(u["actor"].as_str().unwrap().starts_with("cli:"), "{u}");
 
