@@ -42,6 +42,7 @@ pub fn start(
             deltas: Some(sub.deltas),
             data_dir: Some(cfg.data.clone()),
             limits: cfg.limits.clone(),
+            labels: Arc::clone(&engine.config().labels),
         },
     )
     .context("starting the MQTT edge")
@@ -98,10 +99,11 @@ pub async fn bind(
 pub const ALERTS_TOPIC: &str = "rampart/v1/alerts";
 
 /// Publishes every alert change (raised, acknowledged, cleared) on [`ALERTS_TOPIC`] as JSON,
-/// QoS 1, so persistent subscribers get the alerts raised while they were away.
+/// QoS 1, so persistent subscribers get the alerts raised while they were away. Each carries
+/// the alert's label: only subscribers (and bridges) cleared for it receive it.
 pub fn publish_alerts(edge: &Arc<MqttEdge>, rules: &Arc<rampart_rules::RulesService>) {
     let mut events = rules.subscribe();
-    let tx = edge.injector();
+    let tx = edge.labelled_injector();
     tokio::spawn(async move {
         use tokio::sync::broadcast::error::RecvError;
         loop {
@@ -125,7 +127,7 @@ pub fn publish_alerts(edge: &Arc<MqttEdge>, rules: &Arc<rampart_rules::RulesServ
                 payload: payload.into(),
                 properties: None,
             };
-            if tx.send(p).await.is_err() {
+            if tx.send((p, ev.alert.label.clone())).await.is_err() {
                 return;
             }
         }

@@ -103,15 +103,26 @@ async fn run_async(cfg: Config, mode: Mode) -> anyhow::Result<()> {
     let history = SegmentLog::open(cfg.history_config())
         .with_context(|| format!("opening history under {}", cfg.data.display()))?;
     let metrics = Arc::new(Metrics::new());
-    let engine = Engine::open(cfg.engine_config(), history, metrics)?;
+    let engine = Engine::open(cfg.engine_config()?, history, metrics)?;
+    let labels = Arc::clone(&engine.config().labels);
+    // Explicit label downgrades survive a restart: applied on the picture rebuilt from history.
+    let label_overrides = Arc::new(
+        rampart_http::labels::LabelOverrides::open(&cfg.data).map_err(|e| anyhow::anyhow!(e))?,
+    );
+    let applied = label_overrides.apply(&engine);
+    if applied > 0 {
+        tracing::info!(applied, "label overrides applied");
+    }
     let _maintenance = engine.spawn_maintenance();
     let sink: Arc<dyn ReportSink> = engine.clone();
     let rules = crate::rules::start(&cfg, &engine)?;
+    let guard = crate::rules::start_guard(&cfg, &engine, &rules)?;
     // Operator accounts and sessions, shared by the http and https listeners.
     let auth = crate::users::open_auth(&cfg, engine.metrics())?;
     let devices = crate::mqtt::open_devices(&cfg)?;
     // Refuses to start on a log that does not verify: the chain is never silently restarted.
     let audit = crate::audit::open(&cfg.data)?;
+    crate::audit::record_start(&audit, &cfg);
     let mqtt = if listeners.iter().any(|l| l.kind.starts_with("mqtt")) {
         let edge = crate::mqtt::start(&cfg, &engine, &sink, &devices)?;
         crate::mqtt::publish_alerts(&edge, &rules);
@@ -125,7 +136,7 @@ async fn run_async(cfg: Config, mode: Mode) -> anyhow::Result<()> {
     let cot = listeners
         .iter()
         .any(|l| l.kind.starts_with("cot-"))
-        .then(|| start_cot(&cfg, &engine, &sink));
+        .then(|| start_cot(&cfg, &engine, &sink, &labels));
     if let Some(edge) = &cot {
         crate::rules::attach_cot(&rules, edge);
     }
@@ -143,10 +154,19 @@ async fn run_async(cfg: Config, mode: Mode) -> anyhow::Result<()> {
         cfg.limits.clone(),
     )
     .with_console(cfg.console.clone())
+    // A configured MBTiles basemap that is not MBTiles stops the node here, naming the file.
+    .with_mbtiles(
+        cfg.console
+            .open_mbtiles()
+            .map_err(anyhow::Error::msg)
+            .context("[console] mbtiles_file")?,
+    )
     .with_devices(devices.clone())
     .with_rules(rules.clone())
+    .with_guard(guard.clone())
     .with_auth(auth.clone())
-    .with_audit(audit.clone());
+    .with_audit(audit.clone())
+    .with_label_overrides(label_overrides);
     for l in &listeners {
         match l.kind.as_str() {
             "http" => {
@@ -280,8 +300,19 @@ async fn run_async(cfg: Config, mode: Mode) -> anyhow::Result<()> {
 }
 
 /// Starts the TAK edge: its router, the bridge from other sources and cache pruning.
-fn start_cot(cfg: &Config, engine: &Arc<Engine>, sink: &Arc<dyn ReportSink>) -> Arc<CotEdge> {
-    let edge = CotEdge::new(cfg.cot.clone(), engine.clone(), sink.clone());
+/// Its router compares each client's clearance with each event's label under `labels`.
+fn start_cot(
+    cfg: &Config,
+    engine: &Arc<Engine>,
+    sink: &Arc<dyn ReportSink>,
+    labels: &Arc<rampart_labels::Policy>,
+) -> Arc<CotEdge> {
+    let edge = CotEdge::with_labels(
+        cfg.cot.clone(),
+        engine.clone(),
+        sink.clone(),
+        Arc::clone(labels),
+    );
     tokio::spawn(rampart_edge_cot::run_bridge(edge.clone()));
     let weak = Arc::downgrade(&edge);
     tokio::spawn(async move {

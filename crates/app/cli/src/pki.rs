@@ -359,7 +359,7 @@ struct IssueArgs {
 
 /// Who ran a CLI command, for the audit log: the local account as the environment names it
 /// (not authenticated; operator accounts are the HTTP API's).
-fn cli_actor() -> String {
+pub(crate) fn cli_actor() -> String {
     match std::env::var("USER") {
         Ok(u) if !u.is_empty() && u.len() <= 64 => format!("cli:{u}"),
         _ => "cli".to_string(),

@@ -24,12 +24,38 @@ pub fn start(cfg: &Config, engine: &Arc<Engine>) -> anyhow::Result<Arc<RulesServ
     Ok(rules)
 }
 
+/// Starts spoofing and abuse detection when `[guard]` enables it (by default, under
+/// `--secure`): the guard screens every report the engine takes and raises its detections in
+/// `rules`' alert stream. Call it before any listener takes reports.
+pub fn start_guard(
+    cfg: &Config,
+    engine: &Arc<Engine>,
+    rules: &Arc<RulesService>,
+) -> anyhow::Result<Option<Arc<rampart_guard::GuardScreen>>> {
+    if !cfg.guard.enabled.unwrap_or(cfg.security.secure) {
+        return Ok(None);
+    }
+    let guard = rampart_guard::GuardScreen::new(
+        cfg.guard.clone(),
+        Arc::clone(&engine.config().labels),
+        engine.metrics(),
+    )
+    .map_err(anyhow::Error::msg)
+    .context("[guard]")?;
+    guard.set_alerts(rules.clone());
+    guard
+        .attach(engine)
+        .map_err(anyhow::Error::msg)
+        .context("attaching the guard")?;
+    Ok(Some(guard))
+}
+
 /// Drawings queued for the rules engine before TAK events are dropped from the hook.
 const DRAWING_QUEUE: usize = 256;
 
-/// Connects the rules engine and the TAK edge: alerts go to every TAK client as CoT, and
-/// drawings TAK clients share (`u-d-f`, `u-d-r`, `u-d-c-c`) become geofences (`cot-<uid>`;
-/// a `t-x-d-d` deletion removes them).
+/// Connects the rules engine and the TAK edge: alerts go as CoT to every TAK client cleared
+/// for the alert's label, and drawings TAK clients share (`u-d-f`, `u-d-r`, `u-d-c-c`) become
+/// geofences (`cot-<uid>`; a `t-x-d-d` deletion removes them).
 pub fn attach_cot(rules: &Arc<RulesService>, edge: &Arc<rampart_edge_cot::CotEdge>) {
     let mut alerts = rules.subscribe();
     let weak = Arc::downgrade(edge);
@@ -40,7 +66,7 @@ pub fn attach_cot(rules: &Arc<RulesService>, edge: &Arc<rampart_edge_cot::CotEdg
                     let Some(edge) = weak.upgrade() else { return };
                     let cot =
                         rampart_rules::cot::alert_to_cot(&ev, rampart_model::Timestamp::now());
-                    edge.publish_event(&cot);
+                    edge.publish_event(&cot, &ev.alert.label);
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!(missed = n, "TAK alert delivery fell behind");

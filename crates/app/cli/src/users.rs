@@ -94,13 +94,10 @@ fn check_clearance(cfg: &Config, spec: &rampart_labels::ClearanceSpec) -> anyhow
 }
 
 /// Records a change made from the command line in the node's audit log. The actor is
-/// `cli:<login>` (from `$USER`). A log that cannot be opened or written stops nothing that
-/// already happened, but is reported loudly.
+/// `cli:<login>` (see [`crate::pki::cli_actor`]). A log that cannot be opened or written stops
+/// nothing that already happened, but is reported loudly.
 fn audit_cli(cfg: &Config, action: &str, target: &str, detail: serde_json::Value) {
-    let actor = format!(
-        "cli:{}",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-    );
+    let actor = crate::pki::cli_actor();
     match crate::audit::open(&cfg.data) {
         Ok(log) => {
             if let Err(e) = log.append(&actor, action, target, detail) {

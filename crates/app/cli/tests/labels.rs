@@ -191,7 +191,7 @@ async fn every_http_read_path_enforces_labels() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("COSMIC"));
 
-    let mut node = Node::start(&data, &["--config", cfg.to_str().unwrap()]);
+    let node = Node::start(&data, &["--config", cfg.to_str().unwrap()]);
     let c = reqwest::Client::new();
 
     // Ingest: explicit labels, the source default (http = RESTRICTED), and a join.
@@ -257,7 +257,7 @@ async fn every_http_read_path_enforces_labels() {
             assert_eq!(s, 200, "{who} {format}");
             for uid in all {
                 assert_eq!(
-                    body.contains(&format!("{uid}")),
+                    body.contains(uid),
                     visible.contains(&uid),
                     "{who}: {uid} in the {format} export"
                 );

@@ -21,6 +21,7 @@ use rmqtt_codec::types::{Publish, QoS};
 use rmqtt_codec::{v3, v5};
 
 use crate::config::{AllowAll, Authorizer, Config, Credentials, Refusal};
+use crate::marking::{Clearance, Marking, permits};
 use crate::packet::{
     ConnId, Packet, Version, disconnect_v5, puback, pubcomp, publish_size_bound, pubrec, pubrel,
     qos_max, qos_min,
@@ -93,6 +94,9 @@ pub enum Action {
     Observed {
         /// The message as routed.
         publish: Publish,
+        /// Its security marking, if it was injected with one: forward it only to peers
+        /// cleared for it.
+        marking: Option<Arc<Marking>>,
     },
 }
 
@@ -148,6 +152,9 @@ pub struct Metrics {
     pub persist_refused: u64,
     /// Acknowledgements for unknown packet identifiers, ignored.
     pub unknown_acks: u64,
+    /// Deliveries withheld from a subscriber whose clearance does not permit the message's
+    /// marking (live, retained, queued or inflight after a reconnect).
+    pub label_withheld: u64,
 }
 
 /// A message as routed: resolved topic, no packet id, no alias.
@@ -159,6 +166,8 @@ struct Message {
     /// The publishing session, for MQTT 5 No Local.
     origin: Option<SessionId>,
     expires_at: Option<Instant>,
+    /// Who may receive it; `None` (all client traffic) for everyone.
+    marking: Option<Arc<Marking>>,
 }
 
 /// One message on its way to one session.
@@ -226,9 +235,16 @@ struct Session {
     client_max_packet: Option<u32>,
     /// Inbound topic aliases of the current connection.
     aliases: HashMap<u16, ByteString>,
+    /// What it may receive (from [`Authorizer::clearance`] at CONNECT); `None`: unrestricted.
+    clearance: Option<Arc<Clearance>>,
 }
 
 impl Session {
+    /// Whether this session may receive `msg`.
+    fn may_receive(&self, msg: &Message) -> bool {
+        s_may_receive(&self.clearance, msg)
+    }
+
     fn window(&self, limit: u16) -> usize {
         usize::from(self.client_receive_max.min(limit))
     }
@@ -560,7 +576,19 @@ impl Broker {
     /// messages): routed like a client's publish, retained if flagged, and held for
     /// durability if its topic is durable. With `observe = false` it is never reported as
     /// [`Action::Observed`] (a message that came in over a bridge must not go back out).
-    pub fn inject(&mut self, mut publish: Publish, observe: bool, now: Instant) -> Vec<Action> {
+    pub fn inject(&mut self, publish: Publish, observe: bool, now: Instant) -> Vec<Action> {
+        self.inject_marked(publish, observe, None, now)
+    }
+
+    /// [`Broker::inject`] with a security marking: the message (live, retained, queued) only
+    /// reaches sessions whose clearance permits `marking` (see [`crate::marking`]).
+    pub fn inject_marked(
+        &mut self,
+        mut publish: Publish,
+        observe: bool,
+        marking: Option<Marking>,
+        now: Instant,
+    ) -> Vec<Action> {
         publish.dup = false;
         publish.packet_id = None;
         if topic::validate_name(&publish.topic).is_ok() {
@@ -569,17 +597,25 @@ impl Broker {
                 expires_at: expiry_of(&publish, now),
                 publish,
                 origin: None,
+                marking: marking.map(Arc::new),
             });
             self.ingest(None, None, msg, now);
         }
         self.take()
     }
 
+    /// Forgets the retained message of `topic`, if any, without publishing anything (unlike
+    /// an empty retained publish, which reaches the topic's subscribers). Returns whether
+    /// there was one.
+    pub fn clear_retained(&mut self, topic: &str) -> bool {
+        self.retained.remove(topic).is_some()
+    }
+
     /// True if some session subscribes to `topic` (a cheap test before building a message
     /// nobody would receive).
     pub fn has_subscribers(&mut self, topic: &str) -> bool {
         let mut out = Vec::new();
-        self.trie.matches(topic, &|_| true, &mut out);
+        self.trie.matches(topic, &|_| true, &|_| true, &mut out);
         !out.is_empty()
     }
 
@@ -869,11 +905,15 @@ impl Broker {
                         client_receive_max: u16::MAX,
                         client_max_packet: None,
                         aliases: HashMap::new(),
+                        clearance: None,
                     }),
                 );
                 sid
             }
         };
+        // Asked on every CONNECT: a resumed session gets its new identity's clearance before
+        // anything queued for it is sent.
+        let clearance = self.authorizer.clearance(&c.client_id).map(Arc::new);
         let lim = &self.config.limits;
         let (keep_alive, server_keepalive) = match lim.max_keepalive {
             Some(max) if c.keep_alive == 0 || c.keep_alive > max => (max, Some(max)),
@@ -907,12 +947,14 @@ impl Broker {
         s.client_receive_max = c.receive_max.max(1);
         s.client_max_packet = c.max_packet;
         s.aliases.clear();
+        s.clearance = clearance;
         s.will = c.will.map(|(p, delay)| Will {
             msg: Arc::new(Message {
                 observe: true,
                 expires_at: expiry_of(&p, now),
                 publish: p,
                 origin: Some(sid),
+                marking: None,
             }),
             delay,
         });
@@ -950,6 +992,12 @@ impl Broker {
             return;
         };
         let Some(conn) = s.conn else { return };
+        // The session may come back under another identity: what it may no longer see is
+        // not sent again (a PUBREL carries no message and is kept).
+        let before = s.inflight.len();
+        s.inflight
+            .retain(|f| f.state == OutState::Comp || s_may_receive(&s.clearance, &f.delivery.msg));
+        self.metrics.label_withheld += (before - s.inflight.len()) as u64;
         for f in &s.inflight {
             let packet = match f.state {
                 OutState::Comp => pubrel(s.version, f.packet_id, true),
@@ -1254,6 +1302,7 @@ impl Broker {
             expires_at: expiry_of(&p, now),
             publish: p,
             origin: Some(sid),
+            marking: None,
         });
         self.ingest(Some(sid), pid.filter(|_| qos != QoS::AtMostOnce), msg, now);
         let Some(id) = pid else { return };
@@ -1330,7 +1379,10 @@ impl Broker {
                 .iter()
                 .any(|f| topic::matches(f, &p.topic))
         {
-            self.out.push(Action::Observed { publish: p.clone() });
+            self.out.push(Action::Observed {
+                publish: p.clone(),
+                marking: msg.marking.clone(),
+            });
         }
         if p.retain {
             if p.payload.is_empty() {
@@ -1350,8 +1402,14 @@ impl Broker {
                 .get(&sid)
                 .is_some_and(|s| s.conn.is_some() && s.inflight.len() < s.window(limit))
         };
+        // Shared groups pick among members cleared for the message; plain subscribers not
+        // cleared are withheld (and counted) in `deliver`.
+        let marked = msg.marking.is_some();
+        let allowed =
+            |sid: SessionId| !marked || sessions.get(&sid).is_some_and(|s| s.may_receive(&msg));
         let mut matches = Vec::new();
-        self.trie.matches(&p.topic, &eligible, &mut matches);
+        self.trie
+            .matches(&p.topic, &allowed, &eligible, &mut matches);
         // One delivery per session for overlapping plain subscriptions: the highest QoS,
         // every subscription identifier (MQTT 5 §3.3.4).
         matches.sort_by_key(|m| (m.shared, m.session));
@@ -1388,6 +1446,10 @@ impl Broker {
         };
         if d.msg.expires_at.is_some_and(|t| t <= now) {
             self.metrics.expired_drops += 1;
+            return;
+        }
+        if !s.may_receive(&d.msg) {
+            self.metrics.label_withheld += 1;
             return;
         }
         let Some(conn) = s.conn else {
@@ -1432,6 +1494,11 @@ impl Broker {
             let Some(d) = s.queue.pop_front() else { break };
             if d.msg.expires_at.is_some_and(|t| t <= now) {
                 self.metrics.expired_drops += 1;
+                continue;
+            }
+            // Queued under an earlier clearance (or restored): checked again when sent.
+            if !s.may_receive(&d.msg) {
+                self.metrics.label_withheld += 1;
                 continue;
             }
             if !fits(s, &d, now) {
@@ -1708,6 +1775,12 @@ impl SubList {
         let i = self.0.iter().position(|(k, _)| &**k == raw)?;
         Some(self.0.swap_remove(i).1)
     }
+}
+
+/// Whether a session with `clearance` may receive `msg` (a free function so that it can be
+/// called while the session's inflight list is borrowed).
+fn s_may_receive(clearance: &Option<Arc<Clearance>>, msg: &Message) -> bool {
+    permits(clearance.as_deref(), msg.marking.as_deref())
 }
 
 /// Queue length at which a connected session becomes congested.

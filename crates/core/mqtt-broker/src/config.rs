@@ -138,6 +138,14 @@ pub trait Authorizer: Send {
         let _ = (client_id, filter);
         true
     }
+    /// The clearance of `client_id`, asked right after a successful
+    /// [`Authorizer::authenticate`] on every CONNECT: which marked messages
+    /// ([`crate::Broker::inject_marked`]) its session may receive. `None` (the default)
+    /// means unrestricted; an embedder that marks messages must implement this.
+    fn clearance(&mut self, client_id: &str) -> Option<crate::Clearance> {
+        let _ = client_id;
+        None
+    }
 }
 
 /// An [`Authorizer`] that allows everything.

@@ -17,10 +17,12 @@
 //!   embedder confirms the group commit ([`Action::Persist`] → [`Broker::persisted`]).
 //! - [`Limits`]: every bound, with what happens when it is reached, counted in [`Metrics`].
 //! - [`topic`]: topic name and filter validation and the reference matcher.
-//! - [`Authorizer`]: the embedder's authentication and topic policy hook.
+//! - [`Authorizer`]: the embedder's authentication and topic policy hook, and each session's
+//!   [`Clearance`] for messages injected with a security [`Marking`] ([`marking`]).
 
 mod broker;
 mod config;
+pub mod marking;
 mod packet;
 mod subs;
 pub mod topic;
@@ -30,6 +32,7 @@ pub use broker::{
     SNAPSHOT_VERSION, SessionSnapshot, Snapshot, SubscriptionSnapshot,
 };
 pub use config::{AllowAll, Authorizer, Config, Credentials, Limits, Refusal};
+pub use marking::{Clearance, Marking};
 pub use packet::{ConnId, Packet, Version};
 pub use subs::{Match, SessionId, SubOptions};
 

@@ -58,8 +58,9 @@ impl Node {
         self.children.is_empty() && self.subs.is_empty() && self.groups.is_empty()
     }
 
-    /// Adds this node's subscribers to `out`, choosing one member per shared group.
-    fn collect(&mut self, eligible: &dyn Fn(SessionId) -> bool, out: &mut Vec<Match>) {
+    /// Adds this node's subscribers to `out`, choosing one member per shared group among
+    /// those `allowed` to receive the message (none allowed: the group gets nothing).
+    fn collect(&mut self, f: &Filters<'_>, out: &mut Vec<Match>) {
         out.extend(self.subs.iter().map(|(&session, &opts)| Match {
             session,
             opts,
@@ -70,13 +71,16 @@ impl Node {
             if n == 0 {
                 continue;
             }
-            // Prefer the next member that can take the message now; if none can, the
-            // cursor's member gets it queued, so the group still shares the load.
+            // Prefer the next allowed member that can take the message now; if none can,
+            // the next allowed member gets it queued, so the group still shares the load.
             let start = group.next % n;
-            let pick = (0..n)
-                .map(|i| (start + i) % n)
-                .find(|&i| eligible(group.members[i].0))
-                .unwrap_or(start);
+            let order = || (0..n).map(|i| (start + i) % n);
+            let Some(first_allowed) = order().find(|&i| (f.allowed)(group.members[i].0)) else {
+                continue;
+            };
+            let pick = order()
+                .find(|&i| (f.allowed)(group.members[i].0) && (f.eligible)(group.members[i].0))
+                .unwrap_or(first_allowed);
             group.next = pick + 1;
             let (session, opts) = group.members[pick];
             out.push(Match {
@@ -86,6 +90,12 @@ impl Node {
             });
         }
     }
+}
+
+/// The two questions `matches` asks about a shared group's members.
+struct Filters<'a> {
+    allowed: &'a dyn Fn(SessionId) -> bool,
+    eligible: &'a dyn Fn(SessionId) -> bool,
 }
 
 /// The subscription trie. See the module documentation.
@@ -151,40 +161,37 @@ impl Trie {
         removed
     }
 
-    /// Collects the subscribers of topic name `name` into `out`. `eligible` tells which
-    /// sessions can take a message right now, for choosing shared-group members.
+    /// Collects the subscribers of topic name `name` into `out`. For shared groups,
+    /// `allowed` tells which members may receive the message at all (its security marking)
+    /// and `eligible` which can take it right now; plain subscribers are all returned.
     pub fn matches(
         &mut self,
         name: &str,
+        allowed: &dyn Fn(SessionId) -> bool,
         eligible: &dyn Fn(SessionId) -> bool,
         out: &mut Vec<Match>,
     ) {
         let levels: Vec<&str> = name.split('/').collect();
         let dollar = name.starts_with('$');
-        walk(&mut self.root, &levels, !dollar, eligible, out);
+        let f = Filters { allowed, eligible };
+        walk(&mut self.root, &levels, !dollar, &f, out);
     }
 }
 
-fn walk(
-    node: &mut Node,
-    levels: &[&str],
-    wildcards: bool,
-    eligible: &dyn Fn(SessionId) -> bool,
-    out: &mut Vec<Match>,
-) {
+fn walk(node: &mut Node, levels: &[&str], wildcards: bool, f: &Filters<'_>, out: &mut Vec<Match>) {
     // `#` matches the parent level too ("a/#" matches "a"), and everything below.
     if wildcards && let Some(hash) = node.children.get_mut("#") {
-        hash.collect(eligible, out);
+        hash.collect(f, out);
     }
     let Some((first, rest)) = levels.split_first() else {
-        node.collect(eligible, out);
+        node.collect(f, out);
         return;
     };
     if let Some(child) = node.children.get_mut(*first) {
-        walk(child, rest, true, eligible, out);
+        walk(child, rest, true, f, out);
     }
     if wildcards && let Some(plus) = node.children.get_mut("+") {
-        walk(plus, rest, true, eligible, out);
+        walk(plus, rest, true, f, out);
     }
 }
 
@@ -231,7 +238,7 @@ mod tests {
 
     fn hits(t: &mut Trie, name: &str) -> Vec<SessionId> {
         let mut out = Vec::new();
-        t.matches(name, &|_| true, &mut out);
+        t.matches(name, &|_| true, &|_| true, &mut out);
         let mut v: Vec<_> = out.iter().map(|m| m.session).collect();
         v.sort_unstable();
         v
@@ -286,14 +293,27 @@ mod tests {
         let mut seen = Vec::new();
         for _ in 0..6 {
             let mut out = Vec::new();
-            t.matches("a/b", &|_| true, &mut out);
+            t.matches("a/b", &|_| true, &|_| true, &mut out);
             assert_eq!(out.len(), 1);
             seen.push(out[0].session);
         }
         assert_eq!(seen, [1, 2, 3, 1, 2, 3]);
         let mut out = Vec::new();
-        t.matches("a/b", &|s| s == 3, &mut out);
+        t.matches("a/b", &|_| true, &|s| s == 3, &mut out);
         assert_eq!(out[0].session, 3);
+        // Only members allowed to see the message are chosen, eligible or not.
+        for _ in 0..3 {
+            let mut out = Vec::new();
+            t.matches("a/b", &|s| s == 2, &|s| s == 3, &mut out);
+            assert_eq!(out.len(), 1);
+            assert_eq!(out[0].session, 2);
+        }
+        let mut out = Vec::new();
+        t.matches("a/b", &|_| false, &|_| true, &mut out);
+        assert!(
+            out.is_empty(),
+            "no member may see it: the group gets nothing"
+        );
         assert!(t.remove(Some("g"), "a/+", 2));
         assert!(!t.remove(Some("g"), "a/+", 2));
         assert_eq!(t.len(), 2);

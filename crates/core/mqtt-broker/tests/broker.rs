@@ -1137,7 +1137,7 @@ fn observed_filters_report_routed_messages_except_bridged_ones() {
     let observed = |a: &[Action]| {
         a.iter()
             .filter_map(|x| match x {
-                Action::Observed { publish } => Some(publish.topic.to_string()),
+                Action::Observed { publish, .. } => Some(publish.topic.to_string()),
                 _ => None,
             })
             .collect::<Vec<_>>()

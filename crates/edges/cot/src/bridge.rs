@@ -1,8 +1,9 @@
 //! Entities from other sources (HTTP, feeds, MQTT) reach TAK clients as CoT.
 //!
 //! The bridge follows the engine's delta bus and turns every entity update whose source is not
-//! a CoT listener into a CoT event for all clients (CoT-originated events were already routed,
-//! verbatim, by the sessions). On start it also fills the late-joiner cache from the picture,
+//! a CoT listener into a CoT event for the clients cleared for the entity's label (the join of
+//! its reports' labels; CoT-originated events were already routed, verbatim, by the sessions,
+//! with their own report's label). On start it also fills the late-joiner cache from the picture,
 //! so clients connecting after a restart see the picture rebuilt from history.
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ fn publish(edge: &CotEdge, e: &Entity) {
         None,
         None,
         Arc::from(Vec::new()),
+        edge.route_label_arc(&e.label),
         edge.router.has_proto_clients(),
     );
     let (delivered, _) = edge.router.publish(f, true);

@@ -107,6 +107,7 @@ async fn serve<R: Reader, W: AsyncWrite + Unpin + Send>(
     mut reader: R,
     mut wr: W,
     identity: String,
+    clearance: rampart_labels::Clearance,
     edge: Arc<CotEdge>,
     kind: &'static str,
     revoked: Option<Revoked>,
@@ -114,7 +115,7 @@ async fn serve<R: Reader, W: AsyncWrite + Unpin + Send>(
     let mut revoked = revoked.unwrap_or_else(|| Box::pin(std::future::pending()));
     let gauge = edge.metrics.connection_gauge(kind);
     gauge.inc();
-    let mut session = Session::new(edge.clone(), kind, &identity);
+    let mut session = Session::new(edge.clone(), kind, &identity, clearance);
     let client = session.client.clone();
     let write_timeout = Duration::from_secs(edge.cfg.write_timeout_secs.max(1));
     let idle = Duration::from_secs(edge.cfg.idle_timeout_secs.max(1));
@@ -239,7 +240,18 @@ async fn accept_loop<F, Fut>(
 pub async fn run_tcp_listener(listener: TcpListener, edge: Arc<CotEdge>, kind: &'static str) {
     accept_loop(listener, edge, kind, move |stream, addr, edge| async move {
         let (rd, wr) = stream.into_split();
-        serve(TcpReader(rd), wr, addr.to_string(), edge, kind, None).await;
+        // No identity on plain TCP: the anonymous clearance.
+        let clearance = edge.clearance_for(None);
+        serve(
+            TcpReader(rd),
+            wr,
+            addr.to_string(),
+            clearance,
+            edge,
+            kind,
+            None,
+        )
+        .await;
     })
     .await;
 }
@@ -272,24 +284,27 @@ pub async fn run_tls_listener(
                     return;
                 }
             };
-            // With a client certificate, the connection's identity is its subject CN, and a
-            // revocation closes it within the watch's polling interval.
-            let (identity, revoked) = match rampart_pki::peer_identity(tls.get_ref().1) {
+            // With a client certificate, the connection's identity is its subject CN, its
+            // clearance is the CN's in `[cot.clearances]`, and a revocation closes it within the
+            // watch's polling interval. Without one (`tls_client_auth` optional or none) it is
+            // anonymous.
+            let (identity, clearance, revoked) = match rampart_pki::peer_identity(tls.get_ref().1) {
                 Some(id) => {
                     let revoked = edge
                         .watch()
                         .map(|w| Box::pin(w.revoked(id.serial.clone())) as Revoked);
                     tracing::debug!(kind, peer = %addr, cn = %id.subject_cn, serial = %id.serial, "TAK client authenticated");
-                    (id.subject_cn, revoked)
+                    let clearance = edge.clearance_for(Some(&id.subject_cn));
+                    (id.subject_cn, clearance, revoked)
                 }
-                None => (addr.to_string(), None),
+                None => (addr.to_string(), edge.clearance_for(None), None),
             };
             let (rd, wr) = tokio::io::split(tls);
             let reader = StreamReader {
                 rd,
                 buf: vec![0; TLS_READ_BYTES],
             };
-            serve(reader, wr, identity, edge, kind, revoked).await;
+            serve(reader, wr, identity, clearance, edge, kind, revoked).await;
         }
     })
     .await;

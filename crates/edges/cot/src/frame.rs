@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use rampart_codec_cot::{CotEvent, encode_stream, encode_xml};
+use rampart_model::Label;
 
 use crate::router::{ClientId, CotFrame};
 
@@ -33,12 +34,15 @@ fn marti_callsigns(event: &CotEvent) -> Option<Arc<[String]>> {
 }
 
 /// Builds a frame. `xml` is the event's XML when the caller already has it (a client's
-/// original bytes, relayed verbatim); `with_proto` asks for the protobuf encoding too.
+/// original bytes, relayed verbatim); `label` is the event's security label as
+/// [`crate::CotEdge::route_label`] gives it (`None`: anyone may see it); `with_proto` asks for
+/// the protobuf encoding too.
 pub(crate) fn build(
     event: &CotEvent,
     xml: Option<Bytes>,
     origin: Option<ClientId>,
     channels: Arc<[Arc<str>]>,
+    label: Option<Arc<Label>>,
     with_proto: bool,
 ) -> Arc<CotFrame> {
     let xml = xml.unwrap_or_else(|| Bytes::from(encode_xml(event)));
@@ -54,6 +58,7 @@ pub(crate) fn build(
         origin,
         channels,
         dest_callsigns: marti_callsigns(event),
+        label,
         xml,
         proto,
     })

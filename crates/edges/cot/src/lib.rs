@@ -13,7 +13,10 @@
 //! - `bridge`: entities from other sources (HTTP, feeds, MQTT) reach TAK clients as CoT;
 //! - `tls`: the server certificate (configured, or generated on first start);
 //! - security: mutual TLS identities and revocation (`conn`), signed datagrams (`udp`), both
-//!   from `rampart-pki`.
+//!   from `rampart-pki`;
+//! - labels: each client's clearance (`[cot.clearances]` by certificate CN on `cot-tls`, the
+//!   anonymous clearance elsewhere) and each routed event's label, compared by the `router`
+//!   so that no client receives an event above its clearance or outside its groups.
 
 mod bridge;
 mod conn;
@@ -23,18 +26,41 @@ mod session;
 pub mod tls;
 mod udp;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use rampart_engine::{Engine, Metrics, ReasonLabel, ReportSink};
-use rampart_model::Timestamp;
+use rampart_labels::{Clearance, ClearanceSpec, Levels, Policy};
+use rampart_model::{Label, Timestamp};
 
 pub use bridge::run_bridge;
 pub use conn::{run_tcp_listener, run_tls_listener};
 pub use router::Router;
 pub use udp::run_udp_listener;
+
+/// Most entries in `[cot.clearances]`.
+pub const MAX_CLEARANCES: usize = 10_000;
+
+/// Why a TAK edge configuration is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CotConfigError {
+    /// Too many `[cot.clearances]` entries.
+    #[error("cot.clearances has {0} entries, at most {MAX_CLEARANCES}")]
+    TooManyClearances(usize),
+    /// A `[cot.clearances]` entry names an empty CN.
+    #[error("cot.clearances: an entry has an empty certificate CN")]
+    EmptyCn,
+    /// A `[cot.clearances]` entry does not resolve against the configured levels.
+    #[error("cot.clearances.{cn:?}: {message}")]
+    BadClearance {
+        /// The certificate CN of the entry.
+        cn: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
 
 /// Limits and behaviour of the TAK edge. Every bound is named here.
 #[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
@@ -77,6 +103,12 @@ pub struct CotConfig {
     pub require_signatures: bool,
     /// Clock-skew window of signed datagrams, in seconds either way.
     pub max_clock_skew_secs: u64,
+    /// Clearances of `cot-tls` clients by certificate subject CN
+    /// (`"alice" = { level = "SECRET", groups = ["NATO"] }`), at most [`MAX_CLEARANCES`].
+    /// When labels are enforced, a CN not listed gets the lowest level with no groups, and
+    /// clients without a certificate (and every `cot-tcp`, `cot-udp`, `cot-mesh` client) get
+    /// `[labels] anonymous`.
+    pub clearances: BTreeMap<String, ClearanceSpec>,
 }
 
 impl Default for CotConfig {
@@ -97,6 +129,47 @@ impl Default for CotConfig {
             tls_client_auth: rampart_pki::ClientAuth::Required,
             require_signatures: false,
             max_clock_skew_secs: 30,
+            clearances: BTreeMap::new(),
+        }
+    }
+}
+
+impl CotConfig {
+    /// Checks what serde cannot: the clearance table's size and that every clearance names a
+    /// configured level and no reserved group.
+    pub fn validate(&self, levels: &Levels) -> Result<(), CotConfigError> {
+        if self.clearances.len() > MAX_CLEARANCES {
+            return Err(CotConfigError::TooManyClearances(self.clearances.len()));
+        }
+        for (cn, spec) in &self.clearances {
+            if cn.trim().is_empty() {
+                return Err(CotConfigError::EmptyCn);
+            }
+            spec.resolve(levels)
+                .map_err(|e| CotConfigError::BadClearance {
+                    cn: cn.clone(),
+                    message: e.to_string(),
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether every client may see `label` under `policy`: nothing is enforced, or it is the
+/// lowest level with no releasability restriction (an unknown level is never public).
+fn is_public(policy: &Policy, label: &Label) -> bool {
+    !policy.enforced
+        || (label.releasability.is_empty() && policy.levels.rank(&label.classification) == Some(0))
+}
+
+/// See [`CotEdge::clearance_for`].
+fn clearance_of_cn(cfg: &CotConfig, policy: &Policy, cn: Option<&str>) -> Clearance {
+    match cn {
+        None => policy.clearance_of(None),
+        Some(cn) => {
+            let unlisted = ClearanceSpec::default();
+            let spec = cfg.clearances.get(cn).unwrap_or(&unlisted);
+            policy.clearance_of(Some(spec))
         }
     }
 }
@@ -110,6 +183,7 @@ pub(crate) struct CotMetrics {
     pub bridged: Counter,
     pub bridge_lagged: Counter,
     pub signature_refusals: Family<ReasonLabel, Counter>,
+    pub label_withheld: Counter,
 }
 
 impl CotMetrics {
@@ -121,6 +195,7 @@ impl CotMetrics {
             bridged: m.register_counter("cot_bridged", "Entity updates from non-CoT sources sent to TAK clients"),
             bridge_lagged: m.register_counter("cot_bridge_lagged", "Entity update batches the CoT bridge fell behind on (TAK clients get the next update)"),
             signature_refusals: m.register_reason_counter("cot_signature_refusals", "CoT datagrams refused by signature checks, by reason (unsigned, malformed, unknown_key, bad_signature, replay, stale, future)"),
+            label_withheld: m.register_counter("cot_label_withheld", "CoT events (live or in a late joiner's picture) not sent to a TAK client because its clearance does not permit their label"),
         }
     }
 
@@ -141,6 +216,8 @@ pub struct CotEdge {
     pub(crate) sink: Arc<dyn ReportSink>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) cot_metrics: CotMetrics,
+    /// The node's label policy (the engine's): levels, anonymous clearance, source defaults.
+    pub(crate) labels: Arc<Policy>,
     /// This server's uid in control events.
     pub(crate) server_uid: String,
     /// Revocation and signature checking, set once by the node before listeners start.
@@ -164,12 +241,31 @@ pub struct CotSecurity {
 }
 
 impl CotEdge {
-    /// Builds the edge over `engine` (for the picture and metrics) and `sink` (for ingest).
+    /// Builds the edge over `engine` (for the picture, metrics and the node's label policy,
+    /// `engine.config().labels`) and `sink` (for ingest).
     pub fn new(cfg: CotConfig, engine: Arc<Engine>, sink: Arc<dyn ReportSink>) -> Arc<CotEdge> {
+        let labels = Arc::clone(&engine.config().labels);
+        Self::with_labels(cfg, engine, sink, labels)
+    }
+
+    /// [`CotEdge::new`] with an explicit label policy (the node passes the engine's own).
+    pub fn with_labels(
+        cfg: CotConfig,
+        engine: Arc<Engine>,
+        sink: Arc<dyn ReportSink>,
+        labels: Arc<Policy>,
+    ) -> Arc<CotEdge> {
         let metrics = engine.metrics().clone();
+        let cot_metrics = CotMetrics::new(&metrics);
         Arc::new(CotEdge {
-            router: Router::new(cfg.max_queue_bytes, cfg.max_cached_events),
-            cot_metrics: CotMetrics::new(&metrics),
+            router: Router::with_levels(
+                cfg.max_queue_bytes,
+                cfg.max_cached_events,
+                labels.levels.clone(),
+                cot_metrics.label_withheld.clone(),
+            ),
+            cot_metrics,
+            labels,
             cfg,
             engine,
             sink,
@@ -195,13 +291,38 @@ impl CotEdge {
         let _ = self.event_hook.set(hook);
     }
 
-    /// Sends `event` to every TAK client (and the late-joiner cache), e.g. an alert.
-    pub fn publish_event(&self, event: &rampart_codec_cot::CotEvent) {
+    /// The clearance of a client: by certificate CN in `[cot.clearances]` (`cn` is `Some` for
+    /// an authenticated `cot-tls` client; an unlisted CN gets the lowest level with no groups),
+    /// or `[labels] anonymous` without one. Unrestricted when labels are not enforced.
+    pub fn clearance_for(&self, cn: Option<&str>) -> Clearance {
+        clearance_of_cn(&self.cfg, &self.labels, cn)
+    }
+
+    /// The label a frame carries for routing: `None` when every client may see `label`
+    /// (labels not enforced, or the lowest level with no releasability), so routing it costs
+    /// no comparison.
+    pub fn route_label(&self, label: &Label) -> Option<Arc<Label>> {
+        (!self.is_public(label)).then(|| Arc::new(label.clone()))
+    }
+
+    /// [`CotEdge::route_label`] sharing an entity's label instead of copying it.
+    pub(crate) fn route_label_arc(&self, label: &Arc<Label>) -> Option<Arc<Label>> {
+        (!self.is_public(label)).then(|| Arc::clone(label))
+    }
+
+    fn is_public(&self, label: &Label) -> bool {
+        is_public(&self.labels, label)
+    }
+
+    /// Sends `event`, labelled `label`, to every TAK client cleared for it (and to the
+    /// late-joiner cache), e.g. an alert with the alert's label.
+    pub fn publish_event(&self, event: &rampart_codec_cot::CotEvent, label: &Label) {
         let f = frame::build(
             event,
             None,
             None,
             Arc::from(Vec::new()),
+            self.route_label(label),
             self.router.has_proto_clients(),
         );
         let (delivered, _) = self.router.publish(f, true);
@@ -241,5 +362,121 @@ impl CotEdge {
     /// Drops cached events that went stale (call periodically).
     pub fn prune(&self) {
         self.router.prune(Timestamp::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn cfg() -> CotConfig {
+        with_clearances(&[
+            ("alice", "SECRET", &["NATO"]),
+            ("carol", "CONFIDENTIAL", &[]),
+        ])
+    }
+
+    fn with_clearances(entries: &[(&str, &str, &[&str])]) -> CotConfig {
+        let mut c = CotConfig::default();
+        for (cn, level, groups) in entries {
+            c.clearances.insert(
+                cn.to_string(),
+                ClearanceSpec {
+                    level: Some(level.to_string()),
+                    groups: groups.iter().map(|g| g.to_string()).collect(),
+                },
+            );
+        }
+        c
+    }
+
+    fn secret_nato() -> Label {
+        Label {
+            classification: "SECRET".into(),
+            releasability: vec!["NATO".into()],
+        }
+    }
+
+    #[test]
+    fn clearances_come_from_the_cn_table_when_enforced() {
+        let labels = rampart_labels::LabelsConfig {
+            anonymous: Some(ClearanceSpec {
+                level: Some("RESTRICTED".into()),
+                groups: vec![],
+            }),
+            ..Default::default()
+        };
+        let policy = Policy::new(&labels, true, Label::unclassified()).unwrap();
+        let c = cfg();
+        let restricted = Label {
+            classification: "RESTRICTED".into(),
+            releasability: vec![],
+        };
+        let alice = clearance_of_cn(&c, &policy, Some("alice"));
+        assert!(policy.permits(&alice, &secret_nato()));
+        let carol = clearance_of_cn(&c, &policy, Some("carol"));
+        assert!(!policy.permits(&carol, &secret_nato()));
+        assert_eq!(carol.rank(), 2);
+        // An unlisted CN gets the lowest level, below the configured anonymous clearance.
+        let mallory = clearance_of_cn(&c, &policy, Some("mallory"));
+        assert_eq!(mallory.rank(), 0);
+        assert!(!policy.permits(&mallory, &restricted));
+        // No certificate (or cot-tcp/udp/mesh): anonymous.
+        let anon = clearance_of_cn(&c, &policy, None);
+        assert!(policy.permits(&anon, &restricted));
+        assert!(!policy.permits(&anon, &secret_nato()));
+    }
+
+    #[test]
+    fn everyone_is_unrestricted_when_labels_are_not_enforced() {
+        let policy = Policy::new(&Default::default(), false, Label::unclassified()).unwrap();
+        for cn in [Some("carol"), Some("mallory"), None] {
+            assert!(clearance_of_cn(&cfg(), &policy, cn).is_unrestricted());
+        }
+    }
+
+    #[test]
+    fn only_the_lowest_unrestricted_label_skips_the_check() {
+        let enforced = Policy::new(&Default::default(), true, Label::unclassified()).unwrap();
+        let open = Policy::new(&Default::default(), false, Label::unclassified()).unwrap();
+        let label = |c: &str, rel: &[&str]| Label {
+            classification: c.into(),
+            releasability: rel.iter().map(|g| (*g).into()).collect(),
+        };
+        assert!(is_public(&enforced, &Label::unclassified()));
+        assert!(!is_public(&enforced, &label("UNCLASSIFIED", &["NATO"])));
+        assert!(!is_public(&enforced, &label("RESTRICTED", &[])));
+        assert!(!is_public(&enforced, &label("SECERT", &[])));
+        assert!(!is_public(&enforced, &secret_nato()));
+        assert!(is_public(&open, &secret_nato()));
+    }
+
+    #[test]
+    fn clearance_tables_are_validated() {
+        let levels = Levels::default();
+        assert_eq!(cfg().validate(&levels), Ok(()));
+        let err = with_clearances(&[("bob", "SECERT", &[])])
+            .validate(&levels)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bob") && err.contains("SECERT"), "{err}");
+        let err = with_clearances(&[("eve", "SECRET", &[rampart_labels::NO_RELEASE])])
+            .validate(&levels)
+            .unwrap_err();
+        assert!(matches!(err, CotConfigError::BadClearance { .. }));
+        assert_eq!(
+            with_clearances(&[(" ", "SECRET", &[])]).validate(&levels),
+            Err(CotConfigError::EmptyCn)
+        );
+        let mut big = CotConfig::default();
+        for i in 0..=MAX_CLEARANCES {
+            big.clearances
+                .insert(format!("cn-{i}"), ClearanceSpec::default());
+        }
+        assert_eq!(
+            big.validate(&levels),
+            Err(CotConfigError::TooManyClearances(MAX_CLEARANCES + 1))
+        );
     }
 }

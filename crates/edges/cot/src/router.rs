@@ -1,6 +1,13 @@
 //! TAK-style routing: every client receives the events of the others, never its own, within
-//! the channels they share; a late joiner first receives the latest non-stale event of every
-//! entity it may see.
+//! the channels they share and its clearance; a late joiner first receives the latest
+//! non-stale event of every entity it may see.
+//!
+//! Security labels: every frame carries the label of the data it holds (`None` when anyone may
+//! see it: the lowest level with no releasability, or a node that does not enforce labels),
+//! and every client its [`Clearance`]. A frame reaches a client only if the node's levels
+//! permit that clearance to see that label, on live routing and in the late-joiner snapshot
+//! alike. The check runs once per (frame, client) and is skipped for unlabelled frames and
+//! unrestricted clients.
 //!
 //! Each event is encoded once per wire format into a shared [`CotFrame`]; delivering it to a
 //! client is pushing an `Arc` onto that client's queue and waking its connection task. A
@@ -13,7 +20,9 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
-use rampart_model::Timestamp;
+use prometheus_client::metrics::counter::Counter;
+use rampart_labels::{Clearance, Levels};
+use rampart_model::{Label, Timestamp};
 use tokio::sync::Notify;
 
 /// Identifies a connected client.
@@ -47,6 +56,8 @@ pub struct CotFrame {
     pub channels: Arc<[Arc<str>]>,
     /// When set, only clients with one of these callsigns receive it (TAK `marti/dest`).
     pub dest_callsigns: Option<Arc<[String]>>,
+    /// The security label of the event; `None` when every client may see it.
+    pub label: Option<Arc<Label>>,
     /// The event as XML (no declaration), as streaming clients read it.
     pub xml: Bytes,
     /// The event as a stream-framed TAK protocol v1 message.
@@ -86,6 +97,8 @@ pub struct ClientHandle {
     /// The channels the client receives from; `None` receives from every channel. Events
     /// sent into no channel (other sources, unrestricted listeners) reach every client.
     pub recv: Option<Arc<[Arc<str>]>>,
+    /// What the client may see.
+    clearance: Clearance,
     format: AtomicU8,
     callsign: Mutex<Option<String>>,
     queue: Mutex<ClientQueue>,
@@ -120,6 +133,22 @@ impl ClientHandle {
         let mut c = self.callsign.lock();
         if c.as_deref() != Some(callsign) {
             *c = Some(callsign.to_string());
+        }
+    }
+
+    /// What the client may see.
+    pub fn clearance(&self) -> &Clearance {
+        &self.clearance
+    }
+
+    /// Whether the client's clearance permits `frame`'s label. Unlabelled frames and
+    /// unrestricted clients skip the comparison.
+    fn may_see(&self, frame: &CotFrame, levels: &Levels) -> bool {
+        match &frame.label {
+            None => true,
+            Some(label) => {
+                self.clearance.is_unrestricted() || levels.permits(&self.clearance, label)
+            }
         }
     }
 
@@ -235,6 +264,8 @@ pub struct RouterStats {
     pub deliveries: AtomicU64,
     /// Clients cut off for not keeping up.
     pub overflow_cutoffs: AtomicU64,
+    /// Frames (live or in a join snapshot) withheld from a client by its clearance.
+    pub label_withheld: AtomicU64,
 }
 
 /// The registry of connected clients and the late-joiner cache.
@@ -246,14 +277,34 @@ pub struct Router {
     proto_clients: AtomicU64,
     max_queue_bytes: usize,
     max_cached: usize,
+    /// The node's classification levels, for [`Levels::permits`].
+    levels: Levels,
+    /// Mirrors `stats.label_withheld` into the node's metrics.
+    withheld: Counter,
     /// Counters.
     pub stats: RouterStats,
 }
 
 impl Router {
     /// A router whose client queues hold at most `max_queue_bytes`, caching the latest event
-    /// of at most `max_cached` entities for late joiners.
+    /// of at most `max_cached` entities for late joiners, with the default levels.
     pub fn new(max_queue_bytes: usize, max_cached: usize) -> Self {
+        Self::with_levels(
+            max_queue_bytes,
+            max_cached,
+            Levels::default(),
+            Counter::default(),
+        )
+    }
+
+    /// [`Router::new`] comparing labels against `levels`, counting withheld frames in
+    /// `withheld` as well as in [`RouterStats::label_withheld`].
+    pub fn with_levels(
+        max_queue_bytes: usize,
+        max_cached: usize,
+        levels: Levels,
+        withheld: Counter,
+    ) -> Self {
         Router {
             clients: RwLock::new(HashMap::new()),
             latest: Mutex::new(HashMap::new()),
@@ -261,16 +312,26 @@ impl Router {
             proto_clients: AtomicU64::new(0),
             max_queue_bytes: max_queue_bytes.max(1024),
             max_cached,
+            levels,
+            withheld,
             stats: RouterStats::default(),
         }
     }
 
-    /// Registers a client in `channels` and queues the current picture for it: the latest
-    /// non-stale event of every entity it may see.
+    fn count_withheld(&self, n: u64) {
+        if n > 0 {
+            self.stats.label_withheld.fetch_add(n, Ordering::Relaxed);
+            self.withheld.inc_by(n);
+        }
+    }
+
+    /// Registers a client in `channels`, cleared for `clearance`, and queues the current
+    /// picture for it: the latest non-stale event of every entity it may see.
     pub fn join(
         &self,
         channels: Arc<[Arc<str>]>,
         recv: Option<Arc<[Arc<str>]>>,
+        clearance: Clearance,
         now: Timestamp,
     ) -> Arc<ClientHandle> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -278,6 +339,7 @@ impl Router {
             id,
             channels,
             recv,
+            clearance,
             format: AtomicU8::new(Format::Xml as u8),
             callsign: Mutex::new(None),
             queue: Mutex::new(ClientQueue::default()),
@@ -297,7 +359,16 @@ impl Router {
             .collect();
         // The picture is bounded by the cache, not by the queue bound: counting it would cut
         // off every client joining a picture larger than `max_queue_bytes`.
-        client.push_snapshot(snapshot.into_iter().filter(|f| client.wants(f)));
+        let mut withheld = 0u64;
+        client.push_snapshot(snapshot.into_iter().filter(|f| {
+            if !client.wants(f) {
+                return false;
+            }
+            let ok = client.may_see(f, &self.levels);
+            withheld += u64::from(!ok);
+            ok
+        }));
+        self.count_withheld(withheld);
         client
     }
 
@@ -349,9 +420,12 @@ impl Router {
         }
         let mut cut = Vec::new();
         let mut delivered = 0u64;
+        let mut withheld = 0u64;
         for c in self.clients.read().values() {
             if c.wants(&frame) {
-                if c.push(frame.clone()) {
+                if !c.may_see(&frame, &self.levels) {
+                    withheld += 1;
+                } else if c.push(frame.clone()) {
                     delivered += 1;
                 } else {
                     cut.push(c.id);
@@ -361,6 +435,7 @@ impl Router {
         self.stats
             .deliveries
             .fetch_add(delivered, Ordering::Relaxed);
+        self.count_withheld(withheld);
         if !cut.is_empty() {
             self.stats
                 .overflow_cutoffs
@@ -385,6 +460,7 @@ impl Router {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     fn chans(names: &[&str]) -> Arc<[Arc<str>]> {
@@ -403,6 +479,7 @@ mod tests {
             origin,
             channels: chans(channels),
             dest_callsigns: None,
+            label: None,
             xml: Bytes::from(format!("<event uid='{uid}'/>")),
             proto: Bytes::from_static(b"\xbf\x01\x00"),
         })
@@ -417,9 +494,24 @@ mod tests {
     #[test]
     fn no_echo_channels_and_late_joiners() {
         let r = Router::new(1 << 20, 100);
-        let a = r.join(chans(&["blue"]), recv(&["blue"]), Timestamp(0));
-        let b = r.join(chans(&["blue"]), recv(&["blue"]), Timestamp(0));
-        let c = r.join(chans(&["red"]), recv(&["red"]), Timestamp(0));
+        let a = r.join(
+            chans(&["blue"]),
+            recv(&["blue"]),
+            Clearance::unrestricted(),
+            Timestamp(0),
+        );
+        let b = r.join(
+            chans(&["blue"]),
+            recv(&["blue"]),
+            Clearance::unrestricted(),
+            Timestamp(0),
+        );
+        let c = r.join(
+            chans(&["red"]),
+            recv(&["red"]),
+            Clearance::unrestricted(),
+            Timestamp(0),
+        );
         r.publish(frame("a-sa", Some(a.id), &["blue"], 1000), true);
         assert_eq!(drained(&a), "");
         assert_eq!(drained(&b), "<event uid='a-sa'/>");
@@ -429,7 +521,12 @@ mod tests {
         assert!(drained(&c).contains("http-1"));
         // A late joiner gets the current, non-stale picture of its channels.
         r.publish(frame("old", Some(b.id), &["blue"], 10), true);
-        let d = r.join(chans(&["blue"]), recv(&["blue"]), Timestamp(500));
+        let d = r.join(
+            chans(&["blue"]),
+            recv(&["blue"]),
+            Clearance::unrestricted(),
+            Timestamp(500),
+        );
         let got = drained(&d);
         assert!(
             got.contains("a-sa") && got.contains("http-1") && !got.contains("old"),
@@ -441,8 +538,18 @@ mod tests {
     #[test]
     fn slow_clients_are_cut_off_not_skipped() {
         let r = Router::new(1024, 100);
-        let fast = r.join(chans(&[]), recv(&[]), Timestamp(0));
-        let slow = r.join(chans(&[]), recv(&[]), Timestamp(0));
+        let fast = r.join(
+            chans(&[]),
+            recv(&[]),
+            Clearance::unrestricted(),
+            Timestamp(0),
+        );
+        let slow = r.join(
+            chans(&[]),
+            recv(&[]),
+            Clearance::unrestricted(),
+            Timestamp(0),
+        );
         let mut cut = Vec::new();
         for i in 0..200 {
             cut.extend(r.publish(frame(&format!("e{i}"), None, &[], 1000), false).1);
@@ -460,7 +567,12 @@ mod tests {
         for i in 0..500 {
             r.publish(frame(&format!("e{i}"), None, &[], 1000), true);
         }
-        let late = r.join(chans(&[]), recv(&[]), Timestamp(0));
+        let late = r.join(
+            chans(&[]),
+            recv(&[]),
+            Clearance::unrestricted(),
+            Timestamp(0),
+        );
         assert!(!late.is_cut());
         let got = drained(&late);
         assert_eq!(got.matches("<event").count(), 500);
@@ -473,9 +585,19 @@ mod tests {
     #[test]
     fn directed_messages_reach_only_their_callsigns() {
         let r = Router::new(1 << 20, 100);
-        let alice = r.join(chans(&[]), recv(&[]), Timestamp(0));
+        let alice = r.join(
+            chans(&[]),
+            recv(&[]),
+            Clearance::unrestricted(),
+            Timestamp(0),
+        );
         alice.set_callsign("ALICE");
-        let bob = r.join(chans(&[]), recv(&[]), Timestamp(0));
+        let bob = r.join(
+            chans(&[]),
+            recv(&[]),
+            Clearance::unrestricted(),
+            Timestamp(0),
+        );
         bob.set_callsign("BOB");
         let mut f = frame("chat", None, &[], 1000);
         Arc::get_mut(&mut f).unwrap().dest_callsigns = Some(Arc::from(vec!["BOB".to_string()]));
@@ -487,12 +609,121 @@ mod tests {
     #[test]
     fn format_switch_changes_the_bytes() {
         let r = Router::new(1 << 20, 100);
-        let a = r.join(chans(&[]), recv(&[]), Timestamp(0));
+        let a = r.join(
+            chans(&[]),
+            recv(&[]),
+            Clearance::unrestricted(),
+            Timestamp(0),
+        );
         r.set_format(&a, Format::Proto);
         assert!(r.has_proto_clients());
         r.publish(frame("x", None, &[], 1000), false);
         let mut out = Vec::new();
         a.drain_into(&mut out, usize::MAX);
         assert_eq!(out, b"\xbf\x01\x00");
+    }
+
+    fn label(classification: &str, rel: &[&str]) -> Option<Arc<Label>> {
+        Some(Arc::new(Label {
+            classification: classification.into(),
+            releasability: rel.iter().map(|g| (*g).into()).collect(),
+        }))
+    }
+
+    fn labelled(uid: &str, l: Option<Arc<Label>>) -> Arc<CotFrame> {
+        let mut f = frame(uid, None, &[], 1000);
+        Arc::get_mut(&mut f).unwrap().label = l;
+        f
+    }
+
+    fn uids(c: &ClientHandle) -> Vec<String> {
+        let got = drained(c);
+        let mut v: Vec<String> = got
+            .split("<event uid='")
+            .skip(1)
+            .map(|s| s.split('\'').next().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Cleared SECRET+NATO, cleared CONFIDENTIAL, anonymous (lowest), unrestricted.
+    fn cleared(r: &Router) -> [Arc<ClientHandle>; 4] {
+        let levels = Levels::default();
+        let join = |c: Clearance| r.join(chans(&[]), recv(&[]), c, Timestamp(0));
+        [
+            join(levels.clearance("SECRET", &["NATO"]).unwrap()),
+            join(levels.clearance::<&str>("CONFIDENTIAL", &[]).unwrap()),
+            join(levels.clearance::<&str>("UNCLASSIFIED", &[]).unwrap()),
+            join(Clearance::unrestricted()),
+        ]
+    }
+
+    fn publish_all(r: &Router) {
+        r.publish(labelled("public", None), true);
+        r.publish(labelled("u", label("UNCLASSIFIED", &[])), true);
+        r.publish(labelled("s-nato", label("SECRET", &["NATO"])), true);
+        r.publish(labelled("s-fvey", label("SECRET", &["FVEY"])), true);
+        r.publish(labelled("c", label("CONFIDENTIAL", &[])), true);
+        r.publish(labelled("ts", label("TOP SECRET", &[])), true);
+        r.publish(labelled("typo", label("SECERT", &[])), true);
+    }
+
+    fn expect_by_clearance(clients: &[Arc<ClientHandle>; 4], what: &str) {
+        let [nato, conf, anon, all] = clients;
+        assert_eq!(
+            uids(nato),
+            ["c", "public", "s-nato", "u"],
+            "{what}: SECRET NATO"
+        );
+        assert_eq!(uids(conf), ["c", "public", "u"], "{what}: CONFIDENTIAL");
+        assert_eq!(uids(anon), ["public", "u"], "{what}: anonymous");
+        assert_eq!(
+            uids(all),
+            ["c", "public", "s-fvey", "s-nato", "ts", "typo", "u"],
+            "{what}: unrestricted"
+        );
+    }
+
+    #[test]
+    fn live_routing_respects_clearance_and_releasability() {
+        let withheld = Counter::default();
+        let r = Router::with_levels(1 << 20, 100, Levels::default(), withheld.clone());
+        let clients = cleared(&r);
+        publish_all(&r);
+        expect_by_clearance(&clients, "live");
+        // nato: s-fvey, ts, typo; conf: + s-nato; anon: + c.
+        assert_eq!(r.stats.label_withheld.load(Ordering::Relaxed), 3 + 4 + 5);
+        assert_eq!(withheld.get(), 3 + 4 + 5);
+    }
+
+    #[test]
+    fn late_joiners_get_only_the_picture_they_are_cleared_for() {
+        let r = Router::new(1 << 20, 100);
+        publish_all(&r);
+        let clients = cleared(&r);
+        expect_by_clearance(&clients, "snapshot");
+        assert_eq!(r.stats.label_withheld.load(Ordering::Relaxed), 3 + 4 + 5);
+    }
+
+    #[test]
+    fn the_label_check_comes_after_channels_and_never_echoes() {
+        let r = Router::new(1 << 20, 100);
+        let levels = Levels::default();
+        let nato = r.join(
+            chans(&["blue"]),
+            recv(&["blue"]),
+            levels.clearance("SECRET", &["NATO"]).unwrap(),
+            Timestamp(0),
+        );
+        // Another channel: not delivered and not counted as withheld by label.
+        let mut f = frame("red", None, &["red"], 1000);
+        Arc::get_mut(&mut f).unwrap().label = label("SECRET", &["NATO"]);
+        r.publish(f, false);
+        let mut own = frame("own", Some(nato.id), &["blue"], 1000);
+        Arc::get_mut(&mut own).unwrap().label = label("UNCLASSIFIED", &[]);
+        r.publish(own, false);
+        assert_eq!(drained(&nato), "");
+        assert_eq!(r.stats.label_withheld.load(Ordering::Relaxed), 0);
     }
 }

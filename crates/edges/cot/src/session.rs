@@ -57,6 +57,9 @@ pub(crate) struct Session {
     /// When the client last sent anything.
     pub last_rx: Instant,
     reports: Vec<Report>,
+    /// The routing label of this client's events: its listener's default label, which its
+    /// reports get in the engine (no CoT detail carries a label the codec reads).
+    label: Option<Arc<rampart_model::Label>>,
 }
 
 /// The event's bytes as relayed to streaming clients. The splitter's frames already start at
@@ -68,12 +71,18 @@ fn own_frame(frame: &[u8]) -> Bytes {
 }
 
 impl Session {
-    /// Joins the router (queueing the current picture for the client) and, if configured,
-    /// offers TAK protocol v1.
-    pub fn new(edge: Arc<CotEdge>, kind: &'static str, identity: &str) -> Session {
+    /// Joins the router with `clearance` (queueing the current picture the client may see)
+    /// and, if configured, offers TAK protocol v1.
+    pub fn new(
+        edge: Arc<CotEdge>,
+        kind: &'static str,
+        identity: &str,
+        clearance: rampart_labels::Clearance,
+    ) -> Session {
         let now = Timestamp::now();
         let (send, recv) = edge.membership(kind);
-        let client = edge.router.join(send, recv, now);
+        let client = edge.router.join(send, recv, clearance, now);
+        let label = edge.route_label(edge.labels.source_default(kind));
         let mut direct = Vec::new();
         if edge.cfg.offer_protocol {
             let offer = control::protocol_support(&edge.server_uid, now, None);
@@ -94,6 +103,7 @@ impl Session {
             partial_since: None,
             last_rx: Instant::now(),
             reports: Vec::new(),
+            label,
         }
     }
 
@@ -217,6 +227,7 @@ impl Session {
             xml,
             Some(self.client.id),
             self.client.channels.clone(),
+            self.label.clone(),
             self.edge.router.has_proto_clients(),
         );
         let (delivered, _cut) = self.edge.router.publish(frame, true);

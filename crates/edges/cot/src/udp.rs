@@ -1,12 +1,13 @@
 //! `cot-udp` (and `cot-mesh`, the same on a multicast group): one event per datagram, as XML
 //! or as a mesh-framed TAK protocol v1 message. Events are routed to streaming clients and
-//! folded into the picture; a bad datagram is counted and dropped.
+//! folded into the picture; a bad datagram is counted and dropped. A datagram's event is routed
+//! with its listener's default label (`[labels.sources]`), the label its report gets.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rampart_codec_cot::{CotEvent, CotLimits, decode_mesh, parse_xml};
-use rampart_model::Report;
+use rampart_model::{Label, Report};
 use tokio::net::UdpSocket;
 
 use crate::CotEdge;
@@ -31,6 +32,7 @@ fn handle(
     from: SocketAddr,
     datagram: &[u8],
     limits: &CotLimits,
+    label: &Option<Arc<Label>>,
     batch: &mut Vec<Report>,
 ) {
     // Signed envelopes are verified whether or not signatures are required; the identity of
@@ -81,6 +83,7 @@ fn handle(
         None,
         None,
         edge.channels_for(kind),
+        label.clone(),
         edge.router.has_proto_clients(),
     );
     let (delivered, _) = edge.router.publish(f, true);
@@ -104,6 +107,9 @@ pub async fn run_udp_listener(socket: UdpSocket, edge: Arc<CotEdge>, kind: &'sta
         max_event_bytes: edge.cfg.max_event_bytes,
         ..CotLimits::default()
     };
+    // No datagram carries a label the codec reads: each gets the source default, as its
+    // report does in the engine.
+    let label = edge.route_label(edge.labels.source_default(kind));
     let mut buf = vec![0u8; 65_536];
     let mut batch = Vec::new();
     loop {
@@ -115,11 +121,11 @@ pub async fn run_udp_listener(socket: UdpSocket, edge: Arc<CotEdge>, kind: &'sta
                 continue;
             }
         };
-        handle(&edge, kind, from, &buf[..n], &limits, &mut batch);
+        handle(&edge, kind, from, &buf[..n], &limits, &label, &mut batch);
         // Take whatever else is already waiting, so a burst rides one engine batch.
         for _ in 1..DATAGRAMS_PER_BATCH {
             match socket.try_recv_from(&mut buf) {
-                Ok((n, from)) => handle(&edge, kind, from, &buf[..n], &limits, &mut batch),
+                Ok((n, from)) => handle(&edge, kind, from, &buf[..n], &limits, &label, &mut batch),
                 Err(_) => break,
             }
         }

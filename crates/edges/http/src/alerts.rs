@@ -1,5 +1,9 @@
 //! `/api/v1/alerts`: alerts listed and filtered, acknowledged and cleared by hand, and the
 //! webhook dead-letter list.
+//!
+//! Labels: every handler takes the [`Caller`] and shows only alerts whose label the caller's
+//! clearance permits. An alert the caller may not see answers 404 exactly like one that does
+//! not exist (get, ack, clear), so its existence does not leak.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -11,6 +15,7 @@ use rampart_rules::{AckError, AlertQuery};
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::labels::Caller;
 use crate::rules::service;
 
 /// Most alerts one listing returns.
@@ -54,6 +59,7 @@ fn enum_param<T: serde::de::DeserializeOwned>(
               (status = 400, description = "A filter is invalid", body = crate::openapi::ErrorDoc)))]
 pub(crate) async fn list(
     State(st): State<AppState>,
+    caller: Caller,
     params: Result<Query<AlertParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let svc = service(&st)?;
@@ -100,10 +106,9 @@ pub(crate) async fn list(
             Timestamp::parse_rfc3339(v).map_err(|e| ApiError::bad_param("since", e.to_string()))?,
         );
     }
-    let mut alerts = svc.alerts(&q);
-    if active_only {
-        alerts.retain(|a| a.is_active());
-    }
+    let alerts = svc.alerts_where(&q, |a| {
+        (!active_only || a.is_active()) && caller.may_see(&a.label)
+    });
     Ok(Json(alerts).into_response())
 }
 
@@ -114,12 +119,13 @@ pub(crate) async fn list(
               (status = 404, description = "No such alert", body = crate::openapi::ErrorDoc)))]
 pub(crate) async fn one(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     match service(&st)?.alert(id) {
-        Some(a) => Ok(Json(a).into_response()),
-        None => Err(ApiError::new(
+        Some(a) if caller.may_see(&a.label) => Ok(Json(a).into_response()),
+        _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no alert with id {id}"),
         )),
@@ -155,6 +161,7 @@ pub(crate) struct AckBody {
               (status = 409, description = "Already cleared", body = crate::openapi::ErrorDoc)))]
 pub(crate) async fn ack(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     ext: Extensions,
     body: Bytes,
@@ -174,7 +181,9 @@ pub(crate) async fn ack(
             "by: must be 1 to 128 bytes without control characters",
         ));
     }
-    let a = svc.ack(id, who).map_err(ack_error)?;
+    let a = svc
+        .ack_where(id, who, |a| caller.may_see(&a.label))
+        .map_err(ack_error)?;
     tracing::info!(alert = id, by = who, "alert acknowledged");
     crate::audit::record(
         &st,
@@ -194,12 +203,15 @@ pub(crate) async fn ack(
               (status = 409, description = "Already cleared", body = crate::openapi::ErrorDoc)))]
 pub(crate) async fn clear(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     ext: Extensions,
 ) -> Result<Response, ApiError> {
     let svc = service(&st)?;
     let id = parse_id(&id)?;
-    let a = svc.clear(id).map_err(ack_error)?;
+    let a = svc
+        .clear_where(id, |a| caller.may_see(&a.label))
+        .map_err(ack_error)?;
     crate::audit::record(
         &st,
         &crate::audit::actor(&ext),
@@ -213,6 +225,11 @@ pub(crate) async fn clear(
 /// Alert events that webhooks never took (oldest first).
 #[utoipa::path(get, path = "/api/v1/alerts/deadletters", tag = "alerts",
     responses((status = 200, description = "Dead letters: {url, event, attempts, error, at}", body = serde_json::Value)))]
-pub(crate) async fn dead_letters(State(st): State<AppState>) -> Result<Response, ApiError> {
-    Ok(Json(service(&st)?.dead_letters()).into_response())
+pub(crate) async fn dead_letters(
+    State(st): State<AppState>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    let mut dead = service(&st)?.dead_letters();
+    dead.retain(|d| caller.may_see(&d.event.alert.label));
+    Ok(Json(dead).into_response())
 }

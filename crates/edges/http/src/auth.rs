@@ -121,6 +121,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/history", VIEWER),
     ("GET", "/api/v1/console/config", VIEWER),
     ("GET", "/api/v1/console/tiles.pmtiles", VIEWER),
+    ("GET", "/api/v1/console/tiles/{z}/{x}/{y}", VIEWER),
     ("GET", "/api/v1/devices", VIEWER),
     ("GET", "/api/v1/devices/{id}", VIEWER),
     ("GET", "/api/v1/devices/{id}/commands", VIEWER),

@@ -47,6 +47,10 @@ pub(crate) async fn create(
 ) -> Result<Response, ApiError> {
     let reg = registry(&state)?;
     let req: NewDevice = parse(&body, "device")?;
+    // The clearance must name a configured level (and no reserved group).
+    req.clearance
+        .resolve(&state.engine.config().labels.levels)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("clearance: {e}")))?;
     let (device, token) = reg.register(req).map_err(err)?;
     // Never the token: only what was granted.
     audit::record(
@@ -54,7 +58,10 @@ pub(crate) async fn create(
         &audit::actor(&ext),
         "device.register",
         &device.id,
-        serde_json::json!({ "policy": device.policy, "cert_subject": device.cert_subject }),
+        serde_json::json!({
+            "policy": device.policy, "cert_subject": device.cert_subject,
+            "clearance": device.clearance,
+        }),
     );
     Ok((
         StatusCode::CREATED,

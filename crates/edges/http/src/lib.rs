@@ -24,9 +24,11 @@ mod entities;
 mod error;
 pub mod formats;
 mod history;
+pub mod labels;
 mod listener;
 mod openapi;
 mod ops;
+mod quarantine;
 mod reports;
 mod rules;
 mod stream;
@@ -70,10 +72,16 @@ pub struct HttpConfig {
     pub ws_send_timeout_ms: u64,
     /// Most open TCP connections; further clients wait in the kernel's accept queue.
     pub max_connections: usize,
+    /// Most open connections from one source address; more are closed at once and counted
+    /// (`rampart_rejected_total{source="http",reason="connections_per_peer"}`).
+    pub max_connections_per_peer: usize,
     /// Most entities in one `GET /api/v1/history` answer (console playback).
     pub max_history_entities: usize,
     /// Most positions in one `GET /api/v1/history` answer, split evenly between its entities.
     pub max_history_points: usize,
+    /// Most history reports one `GET /api/v1/history` scans (the newest of the period are
+    /// kept; about 400 bytes of memory each while the answer is built).
+    pub max_history_scan_records: usize,
 }
 
 impl Default for HttpConfig {
@@ -89,8 +97,10 @@ impl Default for HttpConfig {
             max_ws_message_bytes: 64 * 1024,
             ws_send_timeout_ms: 10_000,
             max_connections: 10_000,
+            max_connections_per_peer: rampart_engine::DEFAULT_MAX_CONNECTIONS_PER_PEER,
             max_history_entities: 5_000,
             max_history_points: 1_000_000,
+            max_history_scan_records: 1_000_000,
         }
     }
 }
@@ -113,12 +123,18 @@ pub struct AppState {
     /// The rules engine (`/api/v1/geofences`, `/api/v1/rules`, `/api/v1/alerts`, alerts on
     /// the stream), when the node runs one.
     pub rules: Option<Arc<rampart_rules::RulesService>>,
+    /// Spoofing and abuse detection (`/api/v1/quarantine`), when the node runs it.
+    pub guard: Option<Arc<rampart_guard::GuardScreen>>,
     /// The audit log (changes and commands are recorded; `/api/v1/audit/tail`), when open.
     pub audit: Option<Arc<rampart_audit::AuditLog>>,
     /// Operators and sessions (`[auth]`); `None` leaves every route open.
     pub auth: Option<Arc<auth::Auth>>,
     /// Whether this listener serves HTTPS (session cookies are then `Secure`).
     pub https: bool,
+    /// Labels set explicitly by admins (`PUT /api/v1/entities/{uid}/label`), when persisted.
+    pub label_overrides: Option<Arc<labels::LabelOverrides>>,
+    /// The operator's MBTiles basemap (`[console] mbtiles_file`), opened at startup.
+    pub mbtiles: Option<Arc<rampart_console::MbTiles>>,
 }
 
 impl AppState {
@@ -142,6 +158,9 @@ impl AppState {
             console: Arc::new(ConsoleConfig::default()),
             devices: None,
             rules: None,
+            guard: None,
+            label_overrides: None,
+            mbtiles: None,
             audit: None,
             auth: None,
             https: false,
@@ -166,9 +185,27 @@ impl AppState {
         self
     }
 
+    /// Persists explicit label overrides in `overrides`.
+    pub fn with_label_overrides(mut self, overrides: Arc<labels::LabelOverrides>) -> Self {
+        self.label_overrides = Some(overrides);
+        self
+    }
+
+    /// Serves the guard's quarantine at `/api/v1/quarantine` (`None`: the route answers 503).
+    pub fn with_guard(mut self, guard: Option<Arc<rampart_guard::GuardScreen>>) -> Self {
+        self.guard = guard;
+        self
+    }
+
     /// Serves the rules engine's API and streams its alerts.
     pub fn with_rules(mut self, rules: Arc<rampart_rules::RulesService>) -> Self {
         self.rules = Some(rules);
+        self
+    }
+
+    /// Serves `tiles` at `/api/v1/console/tiles/{z}/{x}/{y}` (see [`ConsoleConfig::open_mbtiles`]).
+    pub fn with_mbtiles(mut self, tiles: Option<Arc<rampart_console::MbTiles>>) -> Self {
+        self.mbtiles = tiles;
         self
     }
 
@@ -193,6 +230,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/entities", get(entities::list))
         .route("/api/v1/entities/{uid}", get(entities::one))
         .route("/api/v1/entities/{uid}/track", get(entities::track))
+        .route("/api/v1/entities/{uid}/label", put(entities::set_label))
         .route("/api/v1/stream", get(stream::upgrade))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/devices", get(devices::list).post(devices::create))
@@ -209,7 +247,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/history", get(history::window))
         .route("/api/v1/console/config", get(history::console_config))
         .route(rampart_console::PMTILES_PATH, get(history::pmtiles))
+        .route(
+            "/api/v1/console/tiles/{z}/{x}/{y}",
+            get(history::mbtiles_tile),
+        )
         .merge(rules::routes())
+        .route("/api/v1/quarantine", get(quarantine::list))
         .route("/api/v1/audit/tail", get(audit::tail))
         .route("/live", get(ops::index))
         .merge(rampart_console::router())
@@ -232,7 +275,12 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let gauge = state.engine.metrics().connection_gauge("http");
-    let listener = CountingListener::new(listener, state.cfg.max_connections, gauge);
+    let peers = rampart_engine::PeerLimiter::new(
+        state.cfg.max_connections_per_peer,
+        state.cfg.max_connections,
+    );
+    let listener = CountingListener::new(listener, state.cfg.max_connections, gauge)
+        .with_peer_limit(peers, state.engine.metrics().clone());
     let app = router(state).into_make_service_with_connect_info::<PeerAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -121,6 +121,7 @@ pub(crate) struct FeatureCollectionDoc {
         crate::entities::set_label,
         crate::history::window,
         crate::history::console_config,
+        crate::history::mbtiles_tile,
         crate::stream::upgrade,
         crate::rules::list_geofences,
         crate::rules::create_geofences,

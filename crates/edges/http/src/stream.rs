@@ -11,7 +11,8 @@
 //! - `{"type":"alerts","alerts":[…]}` — the active alerts (newest first, at most
 //!   `STREAM_ALERT_SNAPSHOT`), sent after the first snapshot when there are any;
 //! - `{"type":"alert","event":"raised|acknowledged|cleared","alert":{…}}` — an alert changed.
-//!   Alerts are not filtered by the subscription: a watch officer sees every alert.
+//!   Alerts are not filtered by the subscription: a watch officer sees every alert that
+//!   the caller's clearance permits (alerts above it are never sent, in either message).
 //!
 //! Client → server: `{"type":"subscribe","bbox":[minLon,minLat,maxLon,maxLat],"type_prefix":"a-f"}`
 //! (both optional; absent means no restriction). The same filter can be given on connect as
@@ -67,6 +68,30 @@ pub(crate) struct StreamParams {
     type_prefix: Option<String>,
 }
 
+/// What one subscriber may see, and (for a restricted caller) which uids it has been sent.
+///
+/// A restricted caller must never learn the uid of an entity it may not see, not even from a
+/// `removed` message. So the connection remembers the uids it sent (bounded by the picture's
+/// `max_entities`), announces a removal only for those, and turns an entity whose label rose
+/// above the clearance into a removal. Unrestricted callers keep no set.
+pub(crate) struct Sight {
+    /// The caller's policy and clearance.
+    pub(crate) caller: crate::labels::Caller,
+    /// Uids sent to a restricted caller; `None` when the caller is unrestricted.
+    seen: Option<std::collections::HashSet<rampart_model::Uid>>,
+}
+
+impl Sight {
+    fn new(caller: crate::labels::Caller) -> Self {
+        let seen = (!caller.clearance.is_unrestricted()).then(Default::default);
+        Sight { caller, seen }
+    }
+
+    fn may_see(&self, e: &Entity) -> bool {
+        self.seen.is_none() || self.caller.may_see(&e.label)
+    }
+}
+
 /// A subscriber's filter.
 #[derive(Clone, Debug, Default)]
 struct Filter {
@@ -75,11 +100,12 @@ struct Filter {
 }
 
 impl Filter {
-    fn query(&self, limit: usize) -> rampart_picture::Query {
+    fn query(&self, limit: usize, sight: &Sight) -> rampart_picture::Query {
         rampart_picture::Query {
             bbox: self.bbox,
             type_prefix: self.type_prefix.clone(),
             limit: Some(limit),
+            clearance: Some(sight.caller.clearance.clone()),
             ..Default::default()
         }
     }
@@ -134,6 +160,7 @@ fn parse_client_message(text: &str) -> Result<Filter, String> {
 )]
 pub(crate) async fn upgrade(
     State(st): State<AppState>,
+    caller: crate::labels::Caller,
     params: Result<Query<StreamParams>, axum::extract::rejection::QueryRejection>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
@@ -156,7 +183,7 @@ pub(crate) async fn upgrade(
     Ok(ws
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| run(socket, st, filter)))
+        .on_upgrade(move |socket| run(socket, st, filter, Sight::new(caller))))
 }
 
 fn features_message(kind: &str, entities: &[&Entity], extra: Option<(bool, bool)>) -> String {
@@ -197,12 +224,19 @@ async fn resubscribe(
     socket: &mut WebSocket,
     st: &AppState,
     filter: &Filter,
+    sight: &mut Sight,
     resync: bool,
 ) -> Result<Subscription, &'static str> {
     let max = st.cfg.max_snapshot_entities;
-    let mut sub = st.engine.subscribe(&filter.query(max.saturating_add(1)));
+    let mut sub = st
+        .engine
+        .subscribe(&filter.query(max.saturating_add(1), sight));
     let truncated = sub.snapshot.len() > max;
     sub.snapshot.truncate(max);
+    if let Some(seen) = &mut sight.seen {
+        seen.clear();
+        seen.extend(sub.snapshot.iter().map(|e| e.uid.clone()));
+    }
     let refs: Vec<&Entity> = sub.snapshot.iter().collect();
     let text = features_message("snapshot", &refs, Some((truncated, resync)));
     sub.snapshot = Vec::new();
@@ -211,15 +245,24 @@ async fn resubscribe(
 }
 
 /// Encodes a delta for this filter; `None` when nothing in it concerns the subscriber.
-fn encode_delta(delta: &Delta, filter: &Filter) -> Vec<String> {
+fn encode_delta(delta: &Delta, filter: &Filter, sight: &mut Sight) -> Vec<String> {
     let mut out = Vec::new();
     match delta {
         Delta::Updated(updates) => {
             let mut inside = Vec::new();
             let mut left = Vec::new();
             for u in updates {
-                if filter.matches(&u.entity) {
+                let visible = sight.may_see(&u.entity);
+                if visible && filter.matches(&u.entity) {
                     inside.push(&u.entity);
+                    if let Some(seen) = &mut sight.seen {
+                        seen.insert(u.entity.uid.clone());
+                    }
+                } else if let Some(seen) = &mut sight.seen {
+                    // Restricted: announce only what this caller was shown.
+                    if seen.remove(&u.entity.uid) {
+                        left.push(u.entity.uid.as_str());
+                    }
                 } else if u
                     .prev
                     .is_some_and(|(lat, lon)| filter.contains_point(lat, lon))
@@ -235,24 +278,36 @@ fn encode_delta(delta: &Delta, filter: &Filter) -> Vec<String> {
             }
         }
         Delta::Stale(entities) => {
-            let inside: Vec<&Entity> = entities.iter().filter(|e| filter.matches(e)).collect();
+            let inside: Vec<&Entity> = entities
+                .iter()
+                .filter(|e| sight.may_see(e) && filter.matches(e))
+                .collect();
             if !inside.is_empty() {
                 out.push(features_message("stale", &inside, None));
             }
         }
         Delta::Removed(uids) => {
-            let uids: Vec<&str> = uids.iter().map(|u| u.as_str()).collect();
-            out.push(removed_message(&uids));
+            let uids: Vec<&str> = match &mut sight.seen {
+                None => uids.iter().map(|u| u.as_str()).collect(),
+                Some(seen) => uids
+                    .iter()
+                    .filter(|u| seen.remove(*u))
+                    .map(|u| u.as_str())
+                    .collect(),
+            };
+            if !uids.is_empty() {
+                out.push(removed_message(&uids));
+            }
         }
     }
     out
 }
 
-async fn run(mut socket: WebSocket, st: AppState, mut filter: Filter) {
+async fn run(mut socket: WebSocket, st: AppState, mut filter: Filter, mut sight: Sight) {
     let metrics = st.engine.metrics().clone();
     let gauge = metrics.connection_gauge("websocket");
     gauge.inc();
-    let outcome = serve(&mut socket, &st, &mut filter).await;
+    let outcome = serve(&mut socket, &st, &mut filter, &mut sight).await;
     gauge.dec();
     match outcome {
         Err("slow") => {
@@ -270,21 +325,21 @@ async fn serve(
     socket: &mut WebSocket,
     st: &AppState,
     filter: &mut Filter,
+    sight: &mut Sight,
 ) -> Result<(), &'static str> {
     let timeout = st.send_timeout();
     // Subscribe to alerts before reading the active ones, so none falls in between. The
     // active ones follow the first snapshot (only when there are any).
     let mut alerts = st.rules.as_ref().map(|r| r.subscribe());
-    let mut sub = resubscribe(socket, st, filter, false).await?;
+    let mut sub = resubscribe(socket, st, filter, sight, false).await?;
     if let Some(r) = &st.rules {
-        let active: Vec<_> = r
-            .alerts(&rampart_rules::AlertQuery {
+        let active: Vec<_> = r.alerts_where(
+            &rampart_rules::AlertQuery {
                 limit: STREAM_ALERT_SNAPSHOT,
                 ..Default::default()
-            })
-            .into_iter()
-            .filter(|a| a.is_active())
-            .collect();
+            },
+            |a| a.is_active() && sight.caller.may_see(&a.label),
+        );
         if !active.is_empty() {
             send(
                 socket,
@@ -297,7 +352,9 @@ async fn serve(
     loop {
         tokio::select! {
             alert = next_alert(&mut alerts) => match alert {
-                Ok(ev) => send(socket, alert_message(&ev), timeout).await?,
+                // An alert's label is fixed when raised: its ack and clear are withheld too.
+                Ok(ev) if sight.caller.may_see(&ev.alert.label) => send(socket, alert_message(&ev), timeout).await?,
+                Ok(_) => {}
                 Err(RecvError::Lagged(missed)) => {
                     st.engine.metrics().stream_resyncs.inc();
                     send(socket, serde_json::json!({"type": "error", "error": format!("{missed} alert events missed; re-read /api/v1/alerts")}).to_string(), timeout).await?;
@@ -308,7 +365,7 @@ async fn serve(
                 Some(Ok(Message::Text(text))) => match parse_client_message(&text) {
                     Ok(f) => {
                         *filter = f;
-                        sub = resubscribe(socket, st, filter, false).await?;
+                        sub = resubscribe(socket, st, filter, sight, false).await?;
                     }
                     Err(e) => {
                         st.engine.metrics().reject("websocket", "bad_subscription", 1);
@@ -326,14 +383,14 @@ async fn serve(
             },
             delta = sub.deltas.recv() => match delta {
                 Ok(delta) => {
-                    for text in encode_delta(&delta, filter) {
+                    for text in encode_delta(&delta, filter, sight) {
                         send(socket, text, timeout).await?;
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
                     st.engine.metrics().stream_resyncs.inc();
                     tracing::debug!(missed, "stream client fell behind; resynchronising from a snapshot");
-                    sub = resubscribe(socket, st, filter, true).await?;
+                    sub = resubscribe(socket, st, filter, sight, true).await?;
                 }
                 Err(RecvError::Closed) => return Ok(()),
             },

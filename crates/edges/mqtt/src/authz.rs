@@ -5,6 +5,10 @@
 //! filters are expanded once, at CONNECT; a policy change applies from the next connection.
 //! Anonymous clients, when allowed, get ordinary application topics only: nothing under
 //! `rampart/` or `spBv1.0/`, and no filter starting with a wildcard (which would reach them).
+//!
+//! Each identity also gets its clearance at CONNECT (see [`crate::labels`]): the device's
+//! registered clearance, or the anonymous one; the broker withholds labelled messages
+//! (entity updates, alerts) it does not permit.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +16,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use rampart_devices::{Devices, Policy};
 use rampart_mqtt_broker::topic;
-use rampart_mqtt_broker::{Authorizer, Credentials, Refusal};
+use rampart_mqtt_broker::{Authorizer, Clearance, Credentials, Refusal};
 
 use crate::server::Counters;
 
@@ -28,10 +32,12 @@ pub(crate) struct Identity {
     pub policy: Option<Arc<Policy>>,
     publish: Arc<[String]>,
     subscribe: Arc<[String]>,
+    /// What it may receive; `None`: unrestricted (labels not enforced).
+    clearance: Option<Clearance>,
 }
 
 impl Identity {
-    fn anonymous() -> Identity {
+    fn anonymous(clearance: Option<Clearance>) -> Identity {
         // One shared empty list for every anonymous client: they are checked by prefix.
         static EMPTY: std::sync::OnceLock<Arc<[String]>> = std::sync::OnceLock::new();
         let empty = EMPTY.get_or_init(|| Arc::from(Vec::new())).clone();
@@ -40,11 +46,13 @@ impl Identity {
             policy: None,
             publish: empty.clone(),
             subscribe: empty,
+            clearance,
         }
     }
 
-    fn device(id: &str, policy: Arc<Policy>) -> Identity {
+    fn device(id: &str, policy: Arc<Policy>, clearance: Option<Clearance>) -> Identity {
         Identity {
+            clearance,
             device: Some(Arc::from(id)),
             publish: Arc::from(policy.publish_filters(id)),
             subscribe: Arc::from(policy.subscribe_filters(id)),
@@ -74,6 +82,8 @@ pub(crate) struct DeviceAuthorizer {
     pub state: Arc<Mutex<AuthState>>,
     pub counters: Arc<Counters>,
     pub max_clients: usize,
+    /// The node's label policy: clearances of devices and anonymous clients.
+    pub labels: Arc<rampart_labels::Policy>,
 }
 
 impl DeviceAuthorizer {
@@ -83,6 +93,7 @@ impl DeviceAuthorizer {
         state: Arc<Mutex<AuthState>>,
         counters: Arc<Counters>,
         max_sessions: usize,
+        labels: Arc<rampart_labels::Policy>,
     ) -> Self {
         DeviceAuthorizer {
             devices,
@@ -90,7 +101,14 @@ impl DeviceAuthorizer {
             state,
             counters,
             max_clients: max_sessions.saturating_mul(CLIENTS_PER_SESSION).max(1),
+            labels,
         }
+    }
+
+    /// The clearance of device `id` (a device removed meanwhile gets the anonymous one).
+    fn device_clearance(&self, id: &str) -> Option<Clearance> {
+        let spec = self.devices.clearance(id);
+        crate::labels::clearance(&self.labels, spec.as_ref())
     }
 }
 
@@ -119,7 +137,10 @@ impl Authorizer for DeviceAuthorizer {
         st.last_device = None;
         let identity = if let Some(subject) = st.pending_tls.clone() {
             match self.devices.by_cert_subject(&subject) {
-                Some((id, policy)) => Identity::device(&id, policy),
+                Some((id, policy)) => {
+                    let c = self.device_clearance(&id);
+                    Identity::device(&id, policy, c)
+                }
                 None => {
                     self.counters.auth_refused("unknown_certificate");
                     return Err(Refusal::NotAuthorized);
@@ -128,7 +149,7 @@ impl Authorizer for DeviceAuthorizer {
         } else if let Some(user) = creds.username {
             let password = creds.password.unwrap_or_default();
             match self.devices.authenticate(user, password) {
-                Ok(policy) => Identity::device(user, policy),
+                Ok(policy) => Identity::device(user, policy, self.device_clearance(user)),
                 Err(e) => {
                     self.counters.auth_refused(match e {
                         rampart_devices::AuthError::UnknownDevice => "unknown_device",
@@ -138,7 +159,7 @@ impl Authorizer for DeviceAuthorizer {
                 }
             }
         } else if self.allow_anonymous {
-            Identity::anonymous()
+            Identity::anonymous(crate::labels::clearance(&self.labels, None))
         } else {
             self.counters.auth_refused("anonymous");
             return Err(Refusal::NotAuthorized);
@@ -163,6 +184,16 @@ impl Authorizer for DeviceAuthorizer {
         match &id.device {
             None => !reserved(name.split('/').next().unwrap_or_default()),
             Some(_) => id.publish.iter().any(|f| topic::matches(f, name)),
+        }
+    }
+
+    fn clearance(&mut self, client_id: &str) -> Option<Clearance> {
+        let st = self.state.lock();
+        match st.clients.get(client_id) {
+            Some(id) => id.clearance.clone(),
+            // Asked right after `authenticate` stored it; if it is gone, the client is
+            // treated as anonymous.
+            None => crate::labels::clearance(&self.labels, None),
         }
     }
 
@@ -192,7 +223,62 @@ pub(crate) fn identity_of(state: &Mutex<AuthState>, client_id: &str) -> Option<I
 
 #[cfg(test)]
 mod tests {
-    use super::covers;
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn authorizer(enforced: bool, anonymous: bool) -> (DeviceAuthorizer, String) {
+        let devices = Devices::open(None, Default::default()).unwrap();
+        let req: rampart_devices::NewDevice = serde_json::from_str(
+            r#"{"id":"s1","cert_subject":"CN=s1","clearance":{"level":"SECRET","groups":["NATO"]}}"#,
+        )
+        .unwrap();
+        let (_, token) = devices.register(req).unwrap();
+        let labels = rampart_labels::Policy::new(
+            &Default::default(),
+            enforced,
+            rampart_model::Label::unclassified(),
+        )
+        .unwrap();
+        let counters = Arc::new(Counters::new(&rampart_engine::Metrics::new()));
+        let state = Arc::new(Mutex::new(AuthState::default()));
+        let a = DeviceAuthorizer::new(devices, anonymous, state, counters, 10, Arc::new(labels));
+        (a, token.unwrap())
+    }
+
+    fn creds<'a>(client: &'a str, user: Option<&'a str>, pw: Option<&'a [u8]>) -> Credentials<'a> {
+        Credentials {
+            client_id: client,
+            username: user,
+            password: pw,
+        }
+    }
+
+    #[test]
+    fn sessions_get_their_device_or_anonymous_clearance() {
+        let (mut a, token) = authorizer(true, true);
+        a.authenticate(&creds("c1", Some("s1"), Some(token.as_bytes())))
+            .unwrap();
+        let c = a.clearance("c1").unwrap();
+        assert_eq!((c.rank, c.groups.len()), (3, 1), "token-identified device");
+        a.state.lock().pending_tls = Some("CN=s1".into());
+        a.authenticate(&creds("c2", None, None)).unwrap();
+        a.state.lock().pending_tls = None;
+        assert_eq!(
+            a.clearance("c2").unwrap().rank,
+            3,
+            "certificate-identified device"
+        );
+        a.authenticate(&creds("anon", None, None)).unwrap();
+        let c = a.clearance("anon").unwrap();
+        assert_eq!((c.rank, c.groups.len()), (0, 0), "anonymous: lowest level");
+        // Not enforced (open node): unrestricted.
+        let (mut open, token) = authorizer(false, true);
+        open.authenticate(&creds("c1", Some("s1"), Some(token.as_bytes())))
+            .unwrap();
+        assert!(open.clearance("c1").is_none());
+        open.authenticate(&creds("anon", None, None)).unwrap();
+        assert!(open.clearance("anon").is_none());
+    }
 
     #[test]
     fn filter_coverage() {

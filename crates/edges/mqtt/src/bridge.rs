@@ -152,6 +152,12 @@ pub struct BridgeConfig {
     /// PEM private key for mutual TLS (with `tls_cert_file`).
     #[serde(default)]
     pub tls_key_file: Option<PathBuf>,
+    /// What the remote may receive when labels are enforced: a labelled local message
+    /// (entity updates, alerts) is forwarded out only if this clearance permits its label.
+    /// Default: the lowest level, no groups. E.g. `clearance = { level = "SECRET",
+    /// groups = ["NATO"] }`.
+    #[serde(default)]
+    pub clearance: rampart_labels::ClearanceSpec,
 }
 
 fn default_version() -> u8 {
@@ -639,13 +645,20 @@ mod tests {
         assert_eq!(c.queue_len, DEFAULT_QUEUE_LEN);
         assert!(c.clean_start);
         assert_eq!(c.subscribe[0].qos, 1);
+        assert_eq!(
+            c.clearance,
+            rampart_labels::ClearanceSpec::default(),
+            "the lowest level unless configured"
+        );
         let c = cfg(r#"
             name = "x"
             address = "h:1"
             keepalive = 5
             publish = ["a"]
+            clearance = { level = "SECRET", groups = ["NATO"] }
         "#);
         assert_eq!(c.keepalive_secs, 5);
+        assert_eq!(c.clearance.level.as_deref(), Some("SECRET"));
         assert!(
             toml::from_str::<BridgeConfig>("name='x'\naddress='h:1'\nbogus=1").is_err(),
             "unknown keys are refused"

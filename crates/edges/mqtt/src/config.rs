@@ -38,6 +38,11 @@ pub struct MqttConfig {
     pub snapshot_interval_ms: u64,
     /// Publish live entity updates on `rampart/v1/entities/{uid}` to subscribers.
     pub entity_topics: bool,
+    /// Publish entity updates retained, so that a late subscriber gets the current state
+    /// of every entity it is cleared for at once (removed entities are cleared). Off by
+    /// default: every update is then encoded even with no subscriber, and each live entity
+    /// holds one of `max_retained` (beyond it, counted in `retained_refused`).
+    pub entity_retain: bool,
     /// Sessions, connected or not.
     pub max_sessions: usize,
     /// Subscriptions per session.
@@ -87,6 +92,7 @@ impl Default for MqttConfig {
             persist_queue: 256,
             snapshot_interval_ms: 1000,
             entity_topics: true,
+            entity_retain: false,
             max_sessions: l.max_sessions,
             max_subscriptions_per_session: l.max_subscriptions_per_session,
             max_inflight: l.max_inflight_out,

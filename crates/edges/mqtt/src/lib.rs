@@ -7,6 +7,8 @@
 //! - `outbox`: the bounded queue between the broker task and a connection;
 //! - [`server`]: the broker task, listeners, session snapshots, entity topics, commands;
 //! - `authz`: device identity and topic policy (the broker's `Authorizer`);
+//! - `labels`: security labels as broker markings and clearances (entity and alert topics,
+//!   bridges);
 //! - [`ingest`]: durable device topics (reports, telemetry, command acks, Sparkplug B) →
 //!   reports → the engine, answering the broker's held acknowledgements;
 //! - [`config`]: the `[mqtt]` settings and their limits;
@@ -18,6 +20,7 @@ pub mod client;
 pub mod config;
 pub mod conn;
 pub mod ingest;
+mod labels;
 mod outbox;
 pub mod server;
 

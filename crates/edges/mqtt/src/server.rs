@@ -9,6 +9,9 @@
 //!
 //! Persistent sessions are snapshotted to `<data>/mqtt/sessions.json` when they changed,
 //! at most every `snapshot_interval_ms`, and at shutdown; they are restored at start.
+//!
+//! Entity updates and alerts are injected with their security label as a broker marking
+//! (see `labels`), so they reach only subscribers, and bridges, cleared for them.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -48,6 +51,9 @@ pub(crate) enum Event {
     Persisted(Vec<(rampart_mqtt_broker::PersistToken, Outcome)>),
     /// A message from the server itself.
     Inject(Publish),
+    /// A labelled message from the server itself (alerts): delivered only to subscribers
+    /// cleared for the label.
+    InjectLabelled(Publish, rampart_model::Label),
     /// A message that came in over a bridge (never forwarded back out).
     Bridged(Publish),
     /// Changes to the live picture, for entity topics.
@@ -69,13 +75,14 @@ pub(crate) struct Counters {
     published_entities: Counter,
     commands_sent: Counter,
     bridge_dropped: Counter,
+    bridge_label_withheld: Counter,
     slow_marked: Counter,
     paused: Counter,
     gave_up: Counter,
 }
 
 impl Counters {
-    fn new(m: &Metrics) -> Counters {
+    pub(crate) fn new(m: &Metrics) -> Counters {
         Counters {
             malformed: m.register_reason_counter(
                 "mqtt_connections_closed_bad_input",
@@ -124,6 +131,10 @@ impl Counters {
             bridge_dropped: m.register_counter(
                 "mqtt_bridge_outbound_dropped",
                 "Local messages not forwarded to a bridge because its queue was full",
+            ),
+            bridge_label_withheld: m.register_counter(
+                "mqtt_bridge_label_withheld",
+                "Labelled local messages not forwarded to a bridge because its clearance does not permit the label",
             ),
         }
     }
@@ -201,6 +212,8 @@ pub struct MqttDeps {
     pub data_dir: Option<PathBuf>,
     /// Field limits of reports.
     pub limits: rampart_model::Limits,
+    /// The node's label policy: clearances of devices, anonymous clients and bridges.
+    pub labels: Arc<rampart_labels::Policy>,
 }
 
 /// The MQTT edge. Start it with [`MqttEdge::start`], then hand it listeners.
@@ -225,6 +238,10 @@ impl MqttEdge {
             b.validate()
                 .map_err(|e| anyhow::anyhow!("[[mqtt.bridge]] {:?}: {e}", b.name))?;
             let filters = b.local_filters();
+            b.clearance
+                .resolve(&deps.labels.levels)
+                .map_err(|e| anyhow::anyhow!("[[mqtt.bridge]] {:?}: clearance: {e}", b.name))?;
+            let clearance = crate::labels::clearance(&deps.labels, Some(&b.clearance));
             bcfg.observe.extend(filters.iter().cloned());
             let (out_tx, out_rx) = mpsc::channel(b.queue_len.max(1));
             let (in_tx, mut in_rx) = mpsc::channel::<Publish>(b.queue_len.max(1));
@@ -238,7 +255,11 @@ impl MqttEdge {
             });
             let stats = Arc::new(crate::bridge::BridgeStats::default());
             tokio::spawn(crate::bridge::run_bridge(b.clone(), in_tx, out_rx, stats));
-            bridges.push((filters, out_tx));
+            bridges.push(Bridge {
+                filters,
+                tx: out_tx,
+                clearance,
+            });
         }
         let auth = Arc::new(Mutex::new(AuthState::default()));
         let authorizer = DeviceAuthorizer::new(
@@ -247,6 +268,7 @@ impl MqttEdge {
             auth.clone(),
             counters.clone(),
             cfg.max_sessions,
+            deps.labels.clone(),
         );
         let mut broker = Broker::with_authorizer(bcfg, Box::new(authorizer));
         let snapshot_path = deps
@@ -259,9 +281,17 @@ impl MqttEdge {
             }
             match std::fs::read(path) {
                 Ok(bytes) => {
-                    let snap: Snapshot = serde_json::from_slice(&bytes).map_err(|e| {
+                    let mut snap: Snapshot = serde_json::from_slice(&bytes).map_err(|e| {
                         anyhow::anyhow!("reading MQTT sessions from {}: {e}", path.display())
                     })?;
+                    let scale = crate::labels::scale(&deps.labels);
+                    if snap.marking_scale.as_ref().is_some_and(|s| *s != scale) {
+                        let n = snap.drop_marked();
+                        tracing::warn!(
+                            dropped = n,
+                            "the label levels changed since MQTT sessions were saved: their labelled messages are dropped"
+                        );
+                    }
                     let stats = broker.restore(snap, Instant::now());
                     tracing::info!(
                         sessions = stats.sessions,
@@ -348,6 +378,7 @@ impl MqttEdge {
             dirty: false,
             snapshot_path,
             last_metrics: rampart_mqtt_broker::Metrics::default(),
+            labels: deps.labels.clone(),
             bridges,
             paused_since: None,
             deferred: std::collections::VecDeque::new(),
@@ -370,6 +401,21 @@ impl MqttEdge {
         tokio::spawn(async move {
             while let Some(p) = rx.recv().await {
                 if events.send(Event::Inject(p)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        tx
+    }
+
+    /// A sender of labelled messages into the broker (alerts): each reaches only
+    /// subscribers and bridges whose clearance permits its label.
+    pub fn labelled_injector(&self) -> mpsc::Sender<(Publish, rampart_model::Label)> {
+        let (tx, mut rx) = mpsc::channel::<(Publish, rampart_model::Label)>(1024);
+        let events = self.shared.events.clone();
+        tokio::spawn(async move {
+            while let Some((p, l)) = rx.recv().await {
+                if events.send(Event::InjectLabelled(p, l)).await.is_err() {
                     return;
                 }
             }
@@ -538,6 +584,16 @@ pub fn entity_topic(uid: &str) -> String {
     t
 }
 
+/// One bridge as the broker task sees it.
+struct Bridge {
+    /// Local filters whose messages it forwards out.
+    filters: Vec<String>,
+    /// The queue of messages it forwards out.
+    tx: mpsc::Sender<Publish>,
+    /// What the remote may receive (`None`: unrestricted).
+    clearance: Option<rampart_mqtt_broker::Clearance>,
+}
+
 struct Actor {
     broker: Broker,
     conns: HashMap<ConnId, Arc<Outbox>>,
@@ -557,8 +613,10 @@ struct Actor {
     dirty: bool,
     snapshot_path: Option<PathBuf>,
     last_metrics: rampart_mqtt_broker::Metrics,
-    /// Each bridge's local filters and the queue of messages it forwards out.
-    bridges: Vec<(Vec<String>, mpsc::Sender<Publish>)>,
+    /// The node's label policy (markings of entity updates and alerts).
+    labels: Arc<rampart_labels::Policy>,
+    /// The bridges: what each forwards out, and to whom.
+    bridges: Vec<Bridge>,
     /// Since when publishers are paused for a congested subscriber.
     paused_since: Option<Instant>,
     /// Publish-bearing events held while a subscriber is congested, in arrival order.
@@ -729,6 +787,11 @@ impl Actor {
                 let actions = self.broker.inject(p, true, now);
                 self.dispatch(actions, now);
             }
+            Event::InjectLabelled(p, label) => {
+                let m = crate::labels::marking(&self.labels, &label);
+                let actions = self.broker.inject_marked(p, true, Some(m), now);
+                self.dispatch(actions, now);
+            }
             Event::Bridged(p) => {
                 let actions = self.broker.inject(p, false, now);
                 self.dispatch(actions, now);
@@ -806,13 +869,23 @@ impl Actor {
                         publish,
                     });
                 }
-                Action::Observed { publish } => {
-                    for (filters, tx) in &self.bridges {
-                        if filters
+                Action::Observed { publish, marking } => {
+                    for b in &self.bridges {
+                        if !b
+                            .filters
                             .iter()
                             .any(|f| rampart_mqtt_broker::topic::matches(f, &publish.topic))
-                            && tx.try_send(publish.clone()).is_err()
                         {
+                            continue;
+                        }
+                        if !rampart_mqtt_broker::marking::permits(
+                            b.clearance.as_ref(),
+                            marking.as_deref(),
+                        ) {
+                            self.shared.counters.bridge_label_withheld.inc();
+                            continue;
+                        }
+                        if b.tx.try_send(publish.clone()).is_err() {
                             self.shared.counters.bridge_dropped.inc();
                         }
                     }
@@ -956,31 +1029,42 @@ impl Actor {
     }
 
     fn entities(&mut self, delta: &Delta, now: Instant) {
-        let Delta::Updated(updates) = delta else {
-            return;
+        let retain = self.shared.cfg.entity_retain;
+        let updates = match delta {
+            Delta::Updated(updates) => updates,
+            Delta::Removed(uids) if retain => {
+                // Cleared without a message: an empty publish would tell every subscriber
+                // of the topic, cleared or not, that the uid existed.
+                for uid in uids {
+                    self.broker.clear_retained(&entity_topic(uid));
+                }
+                return;
+            }
+            _ => return,
         };
         for u in updates {
             let topic = entity_topic(&u.entity.uid);
-            let bridged = self.bridges.iter().any(|(filters, _)| {
-                filters
+            let bridged = self.bridges.iter().any(|b| {
+                b.filters
                     .iter()
                     .any(|f| rampart_mqtt_broker::topic::matches(f, &topic))
             });
-            if !bridged && !self.broker.has_subscribers(&topic) {
+            if !retain && !bridged && !self.broker.has_subscribers(&topic) {
                 continue;
             }
             let payload = serde_json::to_vec(&rampart_codec_json::EntityFeature(&u.entity))
                 .unwrap_or_default();
             let p = Publish {
                 dup: false,
-                retain: false,
+                retain,
                 qos: QoS::AtMostOnce,
                 topic: topic.into(),
                 packet_id: None,
                 payload: payload.into(),
                 properties: None,
             };
-            let actions = self.broker.inject(p, true, now);
+            let m = crate::labels::marking(&self.labels, &u.entity.label);
+            let actions = self.broker.inject_marked(p, true, Some(m), now);
             self.dispatch(actions, now);
             self.shared.counters.published_entities.inc();
         }
@@ -1017,6 +1101,7 @@ impl Actor {
             ("persist_refused", m.persist_refused, old.persist_refused),
             ("publishes_in", m.publishes_in, old.publishes_in),
             ("publishes_out", m.publishes_out, old.publishes_out),
+            ("label_withheld", m.label_withheld, old.label_withheld),
         ];
         for (name, new, before) in pairs {
             if new > before {
@@ -1041,7 +1126,8 @@ impl Actor {
         let Some(path) = self.snapshot_path.clone() else {
             return;
         };
-        let snap = self.broker.snapshot(Instant::now());
+        let mut snap = self.broker.snapshot(Instant::now());
+        snap.marking_scale = Some(crate::labels::scale(&self.labels));
         let res = tokio::task::spawn_blocking(move || write_atomic(&path, &snap)).await;
         match res {
             Ok(Ok(())) => {}

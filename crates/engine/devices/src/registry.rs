@@ -66,6 +66,10 @@ pub struct Device {
     pub policy: Arc<Policy>,
     /// Registered at.
     pub created: Timestamp,
+    /// What the device may receive (entity and alert topics) when labels are enforced.
+    /// Devices registered before clearances existed get the lowest level, no groups.
+    #[serde(default)]
+    pub clearance: rampart_labels::ClearanceSpec,
 }
 
 impl Device {
@@ -93,6 +97,10 @@ pub struct NewDevice {
     /// Issue a token (default true).
     #[serde(default = "yes")]
     pub token: bool,
+    /// Clearance (level and releasability groups); default the lowest level, no groups.
+    /// The caller checks it against the node's levels (the registry does not know them).
+    #[serde(default)]
+    pub clearance: rampart_labels::ClearanceSpec,
 }
 
 fn yes() -> bool {
@@ -271,6 +279,7 @@ impl Devices {
             cert_subject: req.cert_subject.clone(),
             policy: Arc::new(policy),
             created: Timestamp::now(),
+            clearance: req.clearance.clone(),
         };
         let mut st = self.state.write();
         if st.devices.contains_key(&req.id) {
@@ -370,6 +379,15 @@ impl Devices {
         let id = st.by_subject.get(subject)?;
         let dev = st.devices.get(id)?;
         Some((dev.id.clone(), dev.policy.clone()))
+    }
+
+    /// A device's clearance, as registered (resolve it with the node's label policy).
+    pub fn clearance(&self, id: &str) -> Option<rampart_labels::ClearanceSpec> {
+        self.state
+            .read()
+            .devices
+            .get(id)
+            .map(|d| d.clearance.clone())
     }
 
     /// A device's current policy.
@@ -583,6 +601,7 @@ mod tests {
             cert_subject: None,
             policy: None,
             token: true,
+            clearance: Default::default(),
         }
     }
 
@@ -615,6 +634,35 @@ mod tests {
         drop(d);
         let d = Devices::open(Some(dir.path().into()), DevicesConfig::default()).unwrap();
         assert!(d.authenticate("truck-1", token.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn clearance_is_registered_persisted_and_defaults_to_lowest() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Devices::open(Some(dir.path().into()), DevicesConfig::default()).unwrap();
+        let req: NewDevice =
+            serde_json::from_str(r#"{"id":"s1","clearance":{"level":"SECRET","groups":["NATO"]}}"#)
+                .unwrap();
+        let (dev, _) = d.register(req).unwrap();
+        assert_eq!(dev.clearance.level.as_deref(), Some("SECRET"));
+        d.register(new("plain")).unwrap();
+        assert_eq!(
+            d.clearance("plain").unwrap(),
+            rampart_labels::ClearanceSpec::default()
+        );
+        assert!(d.clearance("nobody").is_none());
+        let bad = serde_json::from_str::<NewDevice>(r#"{"id":"x","clearance":{"lvl":"S"}}"#);
+        assert!(bad.is_err(), "unknown clearance fields are refused");
+        drop(d);
+        let d = Devices::open(Some(dir.path().into()), DevicesConfig::default()).unwrap();
+        let spec = d.clearance("s1").unwrap();
+        assert_eq!(spec.groups, ["NATO"]);
+        // A record written before clearances existed reads as the lowest level.
+        let old: Device = serde_json::from_str(
+            r#"{"id":"o","cert_subject":null,"policy":{},"created":"2026-01-01T00:00:00Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(old.clearance, rampart_labels::ClearanceSpec::default());
     }
 
     #[test]

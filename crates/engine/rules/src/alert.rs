@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use rampart_model::Timestamp;
+use rampart_model::{Label, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::def::Priority;
@@ -34,6 +34,12 @@ pub enum AlertKind {
     Emergency,
     /// An SOS flag on a report.
     Sos,
+    /// A report implying impossible movement was quarantined (`rampart-guard`).
+    Spoofing,
+    /// An identity sent far above its normal rate and is being throttled (`rampart-guard`).
+    Flood,
+    /// Many entities in one area lost their fix or went silent at once (`rampart-guard`).
+    Jamming,
 }
 
 impl AlertKind {
@@ -49,6 +55,9 @@ impl AlertKind {
             AlertKind::Threshold => "threshold",
             AlertKind::Emergency => "emergency",
             AlertKind::Sos => "sos",
+            AlertKind::Spoofing => "spoofing",
+            AlertKind::Flood => "flood",
+            AlertKind::Jamming => "jamming",
         }
     }
 }
@@ -109,6 +118,11 @@ pub struct Alert {
     pub cleared_at: Option<Timestamp>,
     /// Duplicate-suppression key.
     pub key: String,
+    /// Security label: the subject entity's label (the join of both for proximity). Every
+    /// read path shows the alert only to receivers whose clearance permits it. Alerts stored
+    /// before labels existed read as `UNCLASSIFIED`.
+    #[serde(default)]
+    pub label: Label,
 }
 
 impl Alert {
@@ -137,6 +151,8 @@ pub enum Transition {
         message: String,
         /// Subject position, `[lon, lat]`.
         position: Option<[f64; 2]>,
+        /// Security label of the alert (see [`Alert::label`]).
+        label: Label,
     },
     /// Clear the active alert with this key, if any.
     Clear {
@@ -298,6 +314,7 @@ impl AlertStore {
                     entities,
                     message,
                     position,
+                    label,
                 } => {
                     if self.by_key.contains_key(&key) {
                         self.suppressed += 1;
@@ -327,6 +344,7 @@ impl AlertStore {
                         acked_at: None,
                         cleared_at: None,
                         key: key.clone(),
+                        label,
                     };
                     self.by_key.insert(key, id);
                     out.push(AlertEvent {
@@ -401,6 +419,13 @@ impl AlertStore {
 
     /// Alerts matching `q`, newest first.
     pub fn list(&self, q: &AlertQuery) -> Vec<Alert> {
+        self.list_where(q, |_| true)
+    }
+
+    /// Alerts matching `q` for which `visible` holds (a reader's clearance), newest first.
+    /// `visible` is applied before `q.limit`, so a restricted reader still gets up to `limit`
+    /// alerts it may see.
+    pub fn list_where(&self, q: &AlertQuery, visible: impl Fn(&Alert) -> bool) -> Vec<Alert> {
         let keep = |a: &&Alert| {
             q.state.is_none_or(|s| a.state == s)
                 && q.min_priority.is_none_or(|p| a.priority >= p)
@@ -410,6 +435,7 @@ impl AlertStore {
                     .is_none_or(|e| a.entities.iter().any(|x| x == e))
                 && q.rule_id.as_deref().is_none_or(|r| a.rule_id == r)
                 && q.since.is_none_or(|t| a.raised_at >= t)
+                && visible(a)
         };
         let mut out: Vec<Alert> = self
             .active
@@ -450,6 +476,7 @@ mod tests {
             entities: vec!["u1".into()],
             message: "m".into(),
             position: None,
+            label: Label::unclassified(),
         }
     }
 

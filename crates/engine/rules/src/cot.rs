@@ -258,6 +258,7 @@ mod tests {
             acked_at: None,
             cleared_at: None,
             key: "sos|u".into(),
+            label: Default::default(),
         };
         let c = alert_to_cot(
             &AlertEvent {

@@ -13,7 +13,8 @@
 
 use std::collections::HashMap;
 
-use rampart_model::{AttrValue, Attributes, Entity, Text, Timestamp};
+use rampart_labels::Levels;
+use rampart_model::{AttrValue, Attributes, Entity, Label, Text, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{AlertKind, Transition};
@@ -78,6 +79,8 @@ pub struct Observation<'a> {
     pub hae: Option<f64>,
     /// Merged attributes.
     pub attributes: Option<&'a Attributes>,
+    /// Security label of the entity; alerts about it carry it.
+    pub label: &'a Label,
 }
 
 impl<'a> Observation<'a> {
@@ -93,6 +96,7 @@ impl<'a> Observation<'a> {
             course: e.course,
             hae: e.hae,
             attributes: e.attributes.as_deref(),
+            label: &e.label,
         }
     }
 
@@ -337,6 +341,8 @@ struct EState {
     emergency: bool,
     /// False while the entity is out of the live picture (kept only for lost comms).
     present: bool,
+    /// The last label seen: alerts about it carry it, also after it left the picture.
+    label: Label,
 }
 
 /// Counters of the evaluator, for metrics.
@@ -379,6 +385,10 @@ pub struct EntitySnapshot {
     /// Emergency raised by this entity's events.
     #[serde(default)]
     pub emergency: bool,
+    /// Its last security label (alerts raised after a restart carry it). State saved before
+    /// labels existed reads as `UNCLASSIFIED`.
+    #[serde(default)]
+    pub label: Label,
 }
 
 /// Geofences, rules and per-entity state.
@@ -405,6 +415,8 @@ pub struct Evaluator {
     prox_grids: ProxGrids,
     scratch: Vec<u32>,
     stats: EvalStats,
+    /// Classification order, for the join of two entities' labels (proximity, counts).
+    levels: Levels,
 }
 
 type ProxGrids = [FastMap<u64, Vec<u32>>; 2];
@@ -517,7 +529,13 @@ impl Evaluator {
             prox_grids: [FastMap::default(), FastMap::default()],
             scratch: Vec::new(),
             stats: EvalStats::default(),
+            levels: Levels::default(),
         }
+    }
+
+    /// Sets the classification order used to join labels (the node's `[labels] levels`).
+    pub fn set_levels(&mut self, levels: Levels) {
+        self.levels = levels;
     }
 
     /// Counters.
@@ -844,6 +862,7 @@ impl Evaluator {
             sos: false,
             emergency: false,
             present: true,
+            label: obs.label.clone(),
         };
         let slot = match self.free.pop() {
             Some(s) => {
@@ -873,6 +892,9 @@ impl Evaluator {
         self.refresh_matches(slot);
         if let Some(st) = self.states[slot as usize].as_mut() {
             st.present = true;
+            if st.label != *obs.label {
+                st.label = obs.label.clone();
+            }
             if st.prox && st.prox_cell.is_none() {
                 let (ix, iy) = cell_of(st.lat, st.lon, cell);
                 let key = cell_key(ix, iy);
@@ -911,6 +933,9 @@ impl Evaluator {
             }
             st.last_seen = now_ms;
             st.present = true;
+            if st.label != *obs.label {
+                st.label = obs.label.clone();
+            }
             st.lat = obs.lat;
             st.lon = obs.lon;
             st.generation != self.generation
@@ -967,6 +992,7 @@ impl Evaluator {
                             entities: vec![st.uid.to_string()],
                             message: format!("SOS from {}", st.name),
                             position: Some([obs.lon, obs.lat]),
+                            label: st.label.clone(),
                         });
                     } else {
                         out.push(Transition::Clear { key });
@@ -1083,8 +1109,7 @@ impl Evaluator {
                                 });
                                 out.push(threshold_raise(
                                     rule,
-                                    &st.uid,
-                                    &st.name,
+                                    st,
                                     attribute.as_str(),
                                     v,
                                     [obs.lon, obs.lat],
@@ -1106,8 +1131,7 @@ impl Evaluator {
                                 st.thr[p].phase = Phase::Raised;
                                 out.push(threshold_raise(
                                     rule,
-                                    &st.uid,
-                                    &st.name,
+                                    st,
                                     attribute.as_str(),
                                     v,
                                     [obs.lon, obs.lat],
@@ -1167,6 +1191,7 @@ impl Evaluator {
                     },
                     message: format!("EMERGENCY {kind_text} from {who}"),
                     position: Some([obs.lon, obs.lat]),
+                    label: obs.label.clone(),
                 });
             }
             _ => out.push(Transition::Clear { key }),
@@ -1186,6 +1211,24 @@ impl Evaluator {
         let key = format!("count|{}", fence.id);
         if n > limit && !self.count_raised[i] {
             self.count_raised[i] = true;
+            // The count tells of every entity inside: the join of their labels. A scan of
+            // the states, but only when the limit is crossed upwards.
+            let label = self
+                .states
+                .iter()
+                .flatten()
+                .filter(|st| st.inside.iter().any(|ins| ins.fence == f))
+                .map(|st| &st.label)
+                .fold(None::<Label>, |acc, l| {
+                    Some(match acc {
+                        Some(a) => self.levels.join(&a, l),
+                        None => l.clone(),
+                    })
+                })
+                .unwrap_or_else(|| Label {
+                    classification: self.levels.lowest().clone(),
+                    releasability: Vec::new(),
+                });
             out.push(Transition::Raise {
                 key,
                 rule_id: fence.id.clone(),
@@ -1194,6 +1237,7 @@ impl Evaluator {
                 entities: Vec::new(),
                 message: format!("{n} entities inside {} (limit {limit})", fence.name),
                 position: None,
+                label,
             });
         } else if n <= limit && self.count_raised[i] {
             self.count_raised[i] = false;
@@ -1438,6 +1482,7 @@ impl Evaluator {
                     sa.name, dist, sb.name, r.name
                 ),
                 position: Some([sa.lon, sa.lat]),
+                label: self.levels.join(&sa.label, &sb.label),
             });
         }
     }
@@ -1500,6 +1545,7 @@ impl Evaluator {
                         entities: vec![st.uid.to_string()],
                         message: format!("{} inside {} for more than {} s", st.name, f.name, dwell),
                         position: Some([st.lon, st.lat]),
+                        label: st.label.clone(),
                     });
                 }
             }
@@ -1525,6 +1571,7 @@ impl Evaluator {
                             r.name
                         ),
                         position: Some([st.lon, st.lat]),
+                        label: st.label.clone(),
                     });
                 }
             }
@@ -1553,6 +1600,7 @@ impl Evaluator {
                             r.name
                         ),
                         position: Some([st.lon, st.lat]),
+                        label: st.label.clone(),
                     });
                 }
             }
@@ -1612,6 +1660,7 @@ impl Evaluator {
                     .collect(),
                 sos: st.sos,
                 emergency: st.emergency,
+                label: st.label.clone(),
             });
         }
         out
@@ -1643,6 +1692,7 @@ impl Evaluator {
                 course: None,
                 hae: None,
                 attributes: None,
+                label: &snap.label,
             };
             let Some(slot) = self.slot_for(&obs, snap.last_seen) else {
                 continue;
@@ -1655,6 +1705,7 @@ impl Evaluator {
             st.last_seen = snap.last_seen;
             st.sos = snap.sos;
             st.emergency = snap.emergency;
+            st.label = snap.label.clone();
             st.present = false;
             st.inside = snap
                 .inside
@@ -1703,8 +1754,7 @@ impl Evaluator {
 
 fn threshold_raise(
     rule: &CRule,
-    uid: &str,
-    name: &str,
+    st: &EState,
     attribute: &str,
     v: f64,
     pos: [f64; 2],
@@ -1721,13 +1771,14 @@ fn threshold_raise(
         _ => String::new(),
     };
     Transition::Raise {
-        key: format!("thr|{}|{uid}", rule.id),
+        key: format!("thr|{}|{}", rule.id, st.uid),
         rule_id: rule.id.clone(),
         kind: AlertKind::Threshold,
         priority: rule.priority,
-        entities: vec![uid.to_string()],
-        message: format!("{name} {attribute} {v} is {limit} ({})", rule.name),
+        entities: vec![st.uid.to_string()],
+        message: format!("{} {attribute} {v} is {limit} ({})", st.name, rule.name),
         position: Some(pos),
+        label: st.label.clone(),
     }
 }
 
@@ -1746,6 +1797,7 @@ fn enter_fence(fence: &CFence, st: &EState, obs: &Observation<'_>, out: &mut Vec
             entities: vec![st.uid.to_string()],
             message: format!("{} entered {}", st.name, fence.name),
             position: Some([obs.lon, obs.lat]),
+            label: st.label.clone(),
         });
     }
 }
@@ -1770,6 +1822,7 @@ fn exit_fence(fence: &CFence, st: &EState, obs: &Observation<'_>, out: &mut Vec<
             entities: vec![st.uid.to_string()],
             message: format!("{} left {}", st.name, fence.name),
             position: Some([obs.lon, obs.lat]),
+            label: st.label.clone(),
         });
     }
 }

@@ -21,6 +21,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
 use rampart_engine::{BatchObserver, Engine, Metrics};
+use rampart_labels::Policy;
 use rampart_model::{Entity, Timestamp, Uid};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -134,6 +135,7 @@ struct RulesMetrics {
     suppressed: Counter,
     evaluated: Counter,
     untracked: Counter,
+    webhook_withheld: Counter,
 }
 
 /// The rules engine of a node. See the module docs.
@@ -151,6 +153,9 @@ pub struct RulesService {
     last_untracked: AtomicU64,
     /// The engine observed, to catch up on its picture when the first definitions arrive.
     engine: std::sync::OnceLock<Weak<Engine>>,
+    /// The node's label policy (levels for joins, webhook clearances); open until
+    /// [`RulesService::set_labels`] (which [`RulesService::attach`] calls).
+    labels: parking_lot::RwLock<Arc<Policy>>,
 }
 
 /// What priming needs of a live entity, copied out of the picture.
@@ -161,6 +166,7 @@ type PrimeItem = (
     f64,
     f64,
     Timestamp,
+    Arc<rampart_model::Label>,
 );
 
 impl RulesService {
@@ -219,6 +225,10 @@ impl RulesService {
                 "rampart_rules_untracked",
                 "Entity updates not evaluated because the rule state is full",
             ),
+            webhook_withheld: metrics.register_counter(
+                "webhook_withheld",
+                "Alert events not sent to a webhook because its clearance does not permit the alert's label",
+            ),
         };
         let svc = Arc::new(RulesService {
             dead: Arc::new(DeadLetters::new(cfg.webhook.max_dead_letters)),
@@ -244,6 +254,7 @@ impl RulesService {
             last_suppressed: AtomicU64::new(0),
             last_untracked: AtomicU64::new(0),
             engine: std::sync::OnceLock::new(),
+            labels: parking_lot::RwLock::new(Arc::new(Policy::open())),
             cfg,
         });
         svc.start_persistence()?;
@@ -255,9 +266,28 @@ impl RulesService {
         &self.cfg
     }
 
-    /// Primes the state from the engine's live picture (last report times, proximity
-    /// positions; nothing is raised) and attaches the service as the engine's observer.
+    /// Sets the node's label policy: the level order used to join labels (proximity and
+    /// count alerts) and the policy webhook clearances are checked under. Refuses a webhook
+    /// clearance naming a level the policy does not know.
+    pub fn set_labels(&self, policy: Arc<Policy>) -> Result<(), String> {
+        for w in &self.cfg.webhooks {
+            w.validate_clearance(&policy)?;
+        }
+        self.inner.lock().eval.set_levels(policy.levels.clone());
+        *self.labels.write() = policy;
+        Ok(())
+    }
+
+    /// The label policy in force (see [`RulesService::set_labels`]).
+    pub fn labels(&self) -> Arc<Policy> {
+        self.labels.read().clone()
+    }
+
+    /// Takes the label policy of the engine's configuration, primes the state from the
+    /// engine's live picture (last report times, proximity positions; nothing is raised) and
+    /// attaches the service as the engine's observer.
     pub fn attach(self: &Arc<Self>, engine: &Arc<Engine>) -> Result<(), String> {
+        self.set_labels(engine.config().labels.clone())?;
         {
             let picture = engine.picture();
             let mut inner = self.inner.lock();
@@ -289,6 +319,8 @@ impl RulesService {
             self.cfg.webhook.clone(),
             self.subscribe(),
             self.dead.clone(),
+            self.labels(),
+            self.metrics.webhook_withheld.clone(),
         ))
     }
 
@@ -344,6 +376,19 @@ impl RulesService {
         self.dirty.store(true, Ordering::Relaxed);
     }
 
+    /// Raises (or clears) alerts found outside the evaluator, such as the spoofing, flood and
+    /// jamming detections of `rampart-guard`, through the same lifecycle, suppression,
+    /// persistence and channel as rule alerts. Safe to call inside the engine's write lock
+    /// (the lock order is engine, then rules).
+    pub fn raise_external(&self, transitions: Vec<Transition>, now: Timestamp) {
+        if transitions.is_empty() {
+            return;
+        }
+        let mut inner = self.inner.lock();
+        inner.scratch.extend(transitions);
+        self.apply(&mut inner, now);
+    }
+
     /// Runs the time-based triggers at `now`.
     pub fn tick(&self, now: Timestamp) {
         let mut inner = self.inner.lock();
@@ -362,6 +407,12 @@ impl RulesService {
         self.inner.lock().alerts.list(q)
     }
 
+    /// Alerts matching `q` that `visible` admits (a reader's clearance), newest first; the
+    /// limit counts only visible alerts.
+    pub fn alerts_where(&self, q: &AlertQuery, visible: impl Fn(&Alert) -> bool) -> Vec<Alert> {
+        self.inner.lock().alerts.list_where(q, visible)
+    }
+
     /// One alert.
     pub fn alert(&self, id: u64) -> Option<Alert> {
         self.inner.lock().alerts.get(id).cloned()
@@ -369,7 +420,21 @@ impl RulesService {
 
     /// Acknowledges alert `id` for `who`; returns the alert.
     pub fn ack(&self, id: u64, who: &str) -> Result<Alert, AckError> {
+        self.ack_where(id, who, |_| true)
+    }
+
+    /// Acknowledges alert `id` for `who` if `visible` admits it; an alert it does not admit
+    /// is [`AckError::NotFound`], so a reader cannot learn that it exists.
+    pub fn ack_where(
+        &self,
+        id: u64,
+        who: &str,
+        visible: impl Fn(&Alert) -> bool,
+    ) -> Result<Alert, AckError> {
         let mut inner = self.inner.lock();
+        if inner.alerts.get(id).is_some_and(|a| !visible(a)) {
+            return Err(AckError::NotFound(id));
+        }
         let now = Timestamp::now();
         if let Some(ev) = inner.alerts.ack(id, who, now)? {
             inner.events.push(ev);
@@ -380,7 +445,19 @@ impl RulesService {
 
     /// Clears alert `id` by hand; returns the alert.
     pub fn clear(&self, id: u64) -> Result<Alert, AckError> {
+        self.clear_where(id, |_| true)
+    }
+
+    /// Clears alert `id` by hand if `visible` admits it (otherwise [`AckError::NotFound`]).
+    pub fn clear_where(
+        &self,
+        id: u64,
+        visible: impl Fn(&Alert) -> bool,
+    ) -> Result<Alert, AckError> {
         let mut inner = self.inner.lock();
+        if inner.alerts.get(id).is_some_and(|a| !visible(a)) {
+            return Err(AckError::NotFound(id));
+        }
         let now = Timestamp::now();
         if let Some(ev) = inner.alerts.clear(id, now)? {
             inner.events.push(ev);
@@ -476,7 +553,10 @@ impl RulesService {
                     e
                 }
             })?;
-            if matches!(r.id.as_str(), "emergency" | "sos") {
+            if matches!(
+                r.id.as_str(),
+                "emergency" | "sos" | "spoofing" | "flood" | "jamming"
+            ) {
                 return Err(DefError::new(
                     "id",
                     format!("{:?} is reserved for built-in alerts", r.id),
@@ -573,13 +653,14 @@ impl RulesService {
                     e.lat,
                     e.lon,
                     e.received,
+                    e.label.clone(),
                 )
             })
             .collect()
     }
 
     fn prime(inner: &mut Inner, items: &[PrimeItem]) {
-        for (uid, cot_type, callsign, lat, lon, received) in items {
+        for (uid, cot_type, callsign, lat, lon, received, label) in items {
             let obs = Observation {
                 uid,
                 cot_type,
@@ -590,6 +671,7 @@ impl RulesService {
                 course: None,
                 hae: None,
                 attributes: None,
+                label,
             };
             inner.eval.prime(&obs, *received);
         }

@@ -2,7 +2,7 @@
 //! emergencies, SOS, duplicate suppression, and a restart in the middle of a dwell.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use rampart_model::{AttrValue, Attributes, Text, Timestamp};
+use rampart_model::{AttrValue, Attributes, Label, Text, Timestamp};
 
 use crate::alert::{AlertEvent, AlertKind, AlertLimits, AlertState, AlertStore};
 use crate::def::*;
@@ -52,6 +52,7 @@ struct Obs {
     lat: f64,
     lon: f64,
     attrs: Attributes,
+    label: Label,
 }
 
 fn at(uid: &str, lat: f64, lon: f64) -> Obs {
@@ -61,10 +62,18 @@ fn at(uid: &str, lat: f64, lon: f64) -> Obs {
         lat,
         lon,
         attrs: Attributes::new(),
+        label: Label::unclassified(),
     }
 }
 
 impl Obs {
+    fn labelled(mut self, classification: &str, rel: &[&str]) -> Obs {
+        self.label = Label {
+            classification: classification.into(),
+            releasability: rel.iter().map(|g| Text::from(*g)).collect(),
+        };
+        self
+    }
     fn typed(mut self, t: &str) -> Obs {
         self.cot_type = t.into();
         self
@@ -111,6 +120,7 @@ impl H {
             course: None,
             hae: None,
             attributes: Some(&o.attrs),
+            label: &o.label,
         };
         self.eval.observe(&obs, Timestamp(now * 1000), &mut t);
         let mut out = Vec::new();
@@ -838,4 +848,381 @@ fn proximity_pairs_survive_an_unrelated_definition_change() {
         kinds(&ev),
         vec![(AlertState::Cleared, AlertKind::Proximity)]
     );
+}
+
+// ---- security labels ----
+
+fn label(c: &str, rel: &[&str]) -> Label {
+    Label {
+        classification: c.into(),
+        releasability: rel.iter().map(|g| Text::from(*g)).collect(),
+    }
+}
+
+#[test]
+fn labels_geofence_alerts_carry_the_entity_label() {
+    let mut h = H::new(
+        vec![fence(
+            "z",
+            Shape::Polygon {
+                exterior: square(0.0, 0.0, 1.0),
+                holes: vec![],
+            },
+            Triggers {
+                enter: true,
+                exit: true,
+                dwell_secs: Some(10.0),
+                ..Default::default()
+            },
+        )],
+        vec![],
+    );
+    let secret = label("SECRET", &["NATO"]);
+    let ev = h.see(&at("s", 0.5, 0.5).labelled("SECRET", &["NATO"]), 0);
+    assert_eq!(kinds(&ev), vec![(AlertState::Raised, AlertKind::Enter)]);
+    assert_eq!(ev[0].alert.label, secret);
+    let ev = h.see(&at("u", 0.5, 0.5), 0);
+    assert_eq!(ev[0].alert.label, Label::unclassified());
+    let ev = h.tick(10);
+    assert_eq!(ev.len(), 2);
+    for e in &ev {
+        assert_eq!(e.alert.kind, AlertKind::Dwell);
+        let want = if e.alert.entities[0] == "s" {
+            &secret
+        } else {
+            &Label::unclassified()
+        };
+        assert_eq!(&e.alert.label, want, "{:?}", e.alert.entities);
+    }
+    // The entity's label rose meanwhile (a SECRET report folded in): its exit alert says so.
+    let ev = h.see(&at("u", 5.0, 5.0).labelled("RESTRICTED", &[]), 11);
+    let exit = ev.iter().find(|e| e.alert.kind == AlertKind::Exit).unwrap();
+    assert_eq!(exit.alert.label, label("RESTRICTED", &[]));
+}
+
+#[test]
+fn labels_count_alert_is_the_join_of_the_entities_inside() {
+    let mut h = H::new(
+        vec![fence(
+            "n",
+            Shape::Polygon {
+                exterior: square(0.0, 0.0, 1.0),
+                holes: vec![],
+            },
+            Triggers {
+                count_above: Some(1),
+                ..Default::default()
+            },
+        )],
+        vec![],
+    );
+    h.eval.set_levels(rampart_labels::Levels::default());
+    assert!(h.see(&at("a", 0.5, 0.5), 0).is_empty());
+    let ev = h.see(&at("b", 0.5, 0.5).labelled("CONFIDENTIAL", &["FVEY"]), 0);
+    assert_eq!(kinds(&ev), vec![(AlertState::Raised, AlertKind::Count)]);
+    assert_eq!(ev[0].alert.label, label("CONFIDENTIAL", &["FVEY"]));
+}
+
+#[test]
+fn labels_proximity_alert_is_the_join_of_both_entities() {
+    let r = rule(
+        "p",
+        RuleKind::Proximity {
+            a: Filter {
+                types: vec!["a-h".into()],
+                ..Default::default()
+            },
+            b: Filter {
+                types: vec!["a-f".into()],
+                ..Default::default()
+            },
+            distance_m: 2000.0,
+        },
+    );
+    let mut h = H::new(vec![], vec![r]);
+    h.see(
+        &at("f1", 10.0, 10.0).labelled("RESTRICTED", &["NATO", "FVEY"]),
+        0,
+    );
+    let ev = h.see(
+        &at("h1", 10.01, 10.0)
+            .typed("a-h-G")
+            .labelled("SECRET", &["FVEY"]),
+        1,
+    );
+    assert_eq!(kinds(&ev), vec![(AlertState::Raised, AlertKind::Proximity)]);
+    // Higher level, common releasability.
+    assert_eq!(ev[0].alert.label, label("SECRET", &["FVEY"]));
+    // The other way round (the friendly approaches a SECRET//NATO hostile): still the join.
+    h.see(
+        &at("h2", 20.0, 20.0)
+            .typed("a-h-G")
+            .labelled("SECRET", &["NATO"]),
+        2,
+    );
+    let ev = h.see(&at("f2", 20.001, 20.0), 3);
+    assert_eq!(kinds(&ev), vec![(AlertState::Raised, AlertKind::Proximity)]);
+    assert_eq!(ev[0].alert.label, label("SECRET", &["NATO"]));
+}
+
+#[test]
+fn labels_lost_comms_after_removal_keeps_the_last_label() {
+    let r = rule(
+        "lc",
+        RuleKind::LostComms {
+            filter: Filter::default(),
+            after_secs: 30.0,
+        },
+    );
+    let mut h = H::new(vec![], vec![r]);
+    h.see(&at("u", 1.0, 1.0).labelled("SECRET", &["NATO"]), 0);
+    h.see(&at("v", 1.0, 1.0), 0);
+    let mut t = Vec::new();
+    h.eval.remove("u", &mut t);
+    let ev = h.tick(31);
+    assert_eq!(ev.len(), 2);
+    for e in &ev {
+        assert_eq!(e.alert.kind, AlertKind::LostComms);
+        let want = if e.alert.entities[0] == "u" {
+            label("SECRET", &["NATO"])
+        } else {
+            Label::unclassified()
+        };
+        assert_eq!(e.alert.label, want);
+    }
+    // And after a restart (state snapshot) too.
+    let snap = h.eval.snapshot();
+    let mut eval = Evaluator::new(EvalConfig::default());
+    let mut t = Vec::new();
+    eval.set_definitions(
+        &[],
+        &[rule(
+            "lc2",
+            RuleKind::LostComms {
+                filter: Filter::default(),
+                after_secs: 30.0,
+            },
+        )],
+        &mut t,
+    );
+    eval.restore(&snap);
+    let mut out = Vec::new();
+    eval.tick(Timestamp(100_000), &mut out);
+    let secret_lost = out.iter().any(|t| {
+        matches!(t, crate::alert::Transition::Raise { entities, label: l, .. }
+            if entities[0] == "u" && *l == label("SECRET", &["NATO"]))
+    });
+    assert!(secret_lost, "{out:?}");
+}
+
+#[test]
+fn labels_threshold_sos_and_emergency_alerts() {
+    let r = rule(
+        "hot",
+        RuleKind::Threshold {
+            filter: Filter::default(),
+            attribute: "engine_temp".into(),
+            raise: Cmp::Above(110.0),
+            clear: None,
+            min_duration_secs: 0.0,
+        },
+    );
+    let r2 = rule(
+        "slow",
+        RuleKind::Threshold {
+            filter: Filter::default(),
+            attribute: "fuel".into(),
+            raise: Cmp::Below(10.0),
+            clear: None,
+            min_duration_secs: 5.0,
+        },
+    );
+    let mut h = H::new(vec![], vec![r, r2]);
+    let ev = h.see(
+        &at("t", 0.0, 0.0)
+            .num("engine_temp", 200.0)
+            .num("fuel", 1.0)
+            .labelled("CONFIDENTIAL", &[]),
+        0,
+    );
+    assert_eq!(kinds(&ev), vec![(AlertState::Raised, AlertKind::Threshold)]);
+    assert_eq!(ev[0].alert.label, label("CONFIDENTIAL", &[]));
+    let ev = h.tick(5);
+    assert_eq!(kinds(&ev), vec![(AlertState::Raised, AlertKind::Threshold)]);
+    assert_eq!(ev[0].alert.label, label("CONFIDENTIAL", &[]));
+    let ev = h.see(
+        &at("s", 0.0, 0.0).num("sos", 1.0).labelled("SECRET", &[]),
+        6,
+    );
+    assert_eq!(kinds(&ev), vec![(AlertState::Raised, AlertKind::Sos)]);
+    assert_eq!(ev[0].alert.label, label("SECRET", &[]));
+    let ev = h.see(
+        &at("s-9-1-1", 0.0, 0.0)
+            .typed("b-a-o-tbl")
+            .text("link.parent_uid", "s")
+            .labelled("SECRET", &["NATO"]),
+        7,
+    );
+    assert_eq!(kinds(&ev), vec![(AlertState::Raised, AlertKind::Emergency)]);
+    assert_eq!(ev[0].alert.label, label("SECRET", &["NATO"]));
+}
+
+#[test]
+fn labels_old_stored_alerts_read_as_unclassified() {
+    let stored = event(1, label("SECRET", &[]));
+    let mut json = serde_json::to_value(&stored.alert).unwrap();
+    assert_eq!(json["label"]["classification"], "SECRET");
+    json.as_object_mut().unwrap().remove("label");
+    let a: crate::alert::Alert = serde_json::from_value(json).unwrap();
+    assert_eq!(a.label, Label::unclassified());
+}
+
+/// A webhook receiver: collects the alert ids it is POSTed, on a free loopback port.
+async fn receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<AlertEvent>) {
+    use axum::routing::post;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |body: axum::body::Bytes| {
+            let tx = tx.clone();
+            async move {
+                if let Ok(ev) = serde_json::from_slice::<AlertEvent>(&body) {
+                    let _ = tx.send(ev);
+                }
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/hook"), rx)
+}
+
+fn event(id: u64, l: Label) -> std::sync::Arc<AlertEvent> {
+    std::sync::Arc::new(AlertEvent {
+        event: AlertState::Raised,
+        alert: crate::alert::Alert {
+            id,
+            rule_id: "r".into(),
+            kind: AlertKind::Enter,
+            priority: Priority::High,
+            entities: vec![format!("e{id}")],
+            message: "m".into(),
+            position: None,
+            raised_at: Timestamp(0),
+            state: AlertState::Raised,
+            acked_by: None,
+            acked_at: None,
+            cleared_at: None,
+            key: format!("k{id}"),
+            label: l,
+        },
+    })
+}
+
+#[tokio::test]
+async fn labels_webhooks_receive_only_what_their_clearance_permits() {
+    use crate::webhook::{self, DeadLetters, WebhookConfig, WebhookSettings};
+    use prometheus_client::metrics::counter::Counter;
+    use rampart_labels::{ClearanceSpec, LabelsConfig, Policy};
+    let (low_url, mut low) = receiver().await;
+    let (high_url, mut high) = receiver().await;
+    let hooks = vec![
+        WebhookConfig {
+            url: low_url,
+            min_priority: Priority::Low,
+            events: vec![],
+            clearance: ClearanceSpec::default(),
+        },
+        WebhookConfig {
+            url: high_url,
+            min_priority: Priority::Low,
+            events: vec![],
+            clearance: ClearanceSpec {
+                level: Some("SECRET".into()),
+                groups: vec!["NATO".into()],
+            },
+        },
+    ];
+    let policy = std::sync::Arc::new(
+        Policy::new(&LabelsConfig::default(), true, Label::unclassified()).unwrap(),
+    );
+    for h in &hooks {
+        h.validate_clearance(&policy).unwrap();
+    }
+    let (tx, rx) = tokio::sync::broadcast::channel(16);
+    let withheld = Counter::default();
+    let dead = std::sync::Arc::new(DeadLetters::new(10));
+    let _task = webhook::spawn(
+        hooks,
+        WebhookSettings::default(),
+        rx,
+        dead.clone(),
+        policy.clone(),
+        withheld.clone(),
+    );
+    // The SECRET one first: when the low webhook gets the second, the first was decided.
+    tx.send(event(1, label("SECRET", &["NATO"]))).unwrap();
+    tx.send(event(2, Label::unclassified())).unwrap();
+    let wait = std::time::Duration::from_secs(10);
+    let got = tokio::time::timeout(wait, low.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        got.alert.id, 2,
+        "the low webhook gets only the UNCLASSIFIED alert"
+    );
+    let mut high_ids = Vec::new();
+    for _ in 0..2 {
+        let ev = tokio::time::timeout(wait, high.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        high_ids.push(ev.alert.id);
+    }
+    high_ids.sort_unstable();
+    assert_eq!(high_ids, vec![1, 2], "the SECRET//NATO webhook gets both");
+    assert!(low.try_recv().is_err());
+    assert_eq!(withheld.get(), 1);
+    assert!(dead.list().is_empty());
+
+    // An unknown level in a webhook clearance is refused up front.
+    let bad = WebhookConfig {
+        url: "http://127.0.0.1:1/x".into(),
+        min_priority: Priority::Low,
+        events: vec![],
+        clearance: ClearanceSpec {
+            level: Some("SECERT".into()),
+            groups: vec![],
+        },
+    };
+    let err = bad.validate_clearance(&policy).unwrap_err();
+    assert!(err.contains("SECERT"), "{err}");
+
+    // On an open node every webhook gets everything.
+    let (open_url, mut open_rx) = receiver().await;
+    let (tx, rx) = tokio::sync::broadcast::channel(16);
+    let withheld = Counter::default();
+    let _task = webhook::spawn(
+        vec![WebhookConfig {
+            url: open_url,
+            min_priority: Priority::Low,
+            events: vec![],
+            clearance: ClearanceSpec::default(),
+        }],
+        WebhookSettings::default(),
+        rx,
+        dead,
+        std::sync::Arc::new(Policy::open()),
+        withheld.clone(),
+    );
+    tx.send(event(3, label("SECRET", &["NATO"]))).unwrap();
+    let got = tokio::time::timeout(wait, open_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.alert.id, 3);
+    assert_eq!(withheld.get(), 0);
 }

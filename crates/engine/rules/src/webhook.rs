@@ -4,12 +4,19 @@
 //! The dispatcher reads the alert broadcast channel, so a webhook that is down never slows
 //! ingest: its queue fills, and events that do not fit (or that exhaust their attempts) go to
 //! the dead-letter list, visible at `/api/v1/alerts/deadletters`.
+//!
+//! Labels: each webhook has a `clearance` (default: the lowest level, no groups). When the
+//! node enforces labels it receives only the alerts that clearance permits; the others are
+//! withheld and counted (`rampart_webhook_withheld`). On an open node every webhook gets every
+//! alert, as every other reader does.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
+use rampart_labels::{Clearance, ClearanceSpec, Policy};
 use rampart_model::Timestamp;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
@@ -29,6 +36,10 @@ pub struct WebhookConfig {
     /// Only these events (`raised`, `acknowledged`, `cleared`); empty means all.
     #[serde(default)]
     pub events: Vec<AlertState>,
+    /// What the receiver may see: only alerts whose label this clearance permits are sent
+    /// (when the node enforces labels). Default: the lowest level, no groups.
+    #[serde(default)]
+    pub clearance: ClearanceSpec,
 }
 
 impl WebhookConfig {
@@ -42,6 +53,15 @@ impl WebhookConfig {
             return Err(format!("webhook url {:?} has no host", self.url));
         }
         Ok(())
+    }
+
+    /// Checks the clearance against the node's levels (an unknown level is an error, not a
+    /// webhook that silently receives nothing).
+    pub fn validate_clearance(&self, policy: &Policy) -> Result<(), String> {
+        self.clearance
+            .resolve(&policy.levels)
+            .map(|_| ())
+            .map_err(|e| format!("webhook {:?} clearance: {e}", self.url))
     }
 
     fn wants(&self, ev: &AlertEvent) -> bool {
@@ -127,12 +147,21 @@ impl DeadLetters {
     }
 }
 
+/// Whether a webhook with clearance `clearance` may receive `ev` under `policy`.
+pub fn permitted(policy: &Policy, clearance: &Clearance, ev: &AlertEvent) -> bool {
+    policy.permits(clearance, &ev.alert.label)
+}
+
 /// Starts delivery to `hooks`: one dispatcher reading `events`, one worker per webhook.
+/// Alerts a webhook's clearance does not permit under `policy` are not sent (`withheld`
+/// counts them).
 pub fn spawn(
     hooks: Vec<WebhookConfig>,
     settings: WebhookSettings,
     mut events: broadcast::Receiver<Arc<AlertEvent>>,
     dead: Arc<DeadLetters>,
+    policy: Arc<Policy>,
+    withheld: Counter,
 ) -> tokio::task::JoinHandle<()> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_millis(settings.timeout_ms))
@@ -148,14 +177,21 @@ pub fn spawn(
             rx,
             dead.clone(),
         ));
-        queues.push((h, tx));
+        // Unrestricted when labels are not enforced; a spec that does not resolve gets the
+        // anonymous clearance (the service refuses such a configuration up front).
+        let clearance = policy.clearance_of(Some(&h.clearance));
+        queues.push((h, clearance, tx));
     }
     tokio::spawn(async move {
         loop {
             match events.recv().await {
                 Ok(ev) => {
-                    for (h, tx) in &queues {
+                    for (h, clearance, tx) in &queues {
                         if !h.wants(&ev) {
+                            continue;
+                        }
+                        if !permitted(&policy, clearance, &ev) {
+                            withheld.inc();
                             continue;
                         }
                         if tx.try_send(ev.clone()).is_err() {

@@ -16,6 +16,12 @@
 //!
 //! Inflight deliveries are saved ahead of the queue and sent again, with new packet
 //! identifiers, when the client reconnects: at-least-once, as MQTT requires.
+//!
+//! Security markings of pending and retained messages, and sessions' clearances, are kept:
+//! a restored message reaches only cleared sessions, and a reconnecting session's clearance
+//! is asked again at CONNECT. Marking ranks mean something only against the embedder's
+//! level list, which it records in [`Snapshot::marking_scale`]; when that differs at
+//! restore, [`Snapshot::drop_marked`] removes every marked message (fail closed).
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
@@ -26,6 +32,7 @@ use rmqtt_codec::types::{Publish, QoS};
 use serde::{Deserialize, Serialize};
 
 use super::{Broker, Delivery, Message, Session};
+use crate::marking::{Clearance, Marking};
 use crate::packet::Version;
 use crate::subs::SubOptions;
 use crate::topic;
@@ -42,6 +49,30 @@ pub struct Snapshot {
     pub sessions: Vec<SessionSnapshot>,
     /// Retained messages.
     pub retained: Vec<Publish>,
+    /// Security markings of retained messages, by topic (unmarked ones are absent).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub retained_markings: std::collections::BTreeMap<String, Marking>,
+    /// What the marking ranks refer to (the embedder's level names); set and compared by
+    /// the embedder. See the module documentation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marking_scale: Option<String>,
+}
+
+impl Snapshot {
+    /// Removes every marked pending and retained message; returns how many. For a snapshot
+    /// whose [`Snapshot::marking_scale`] no longer matches the configuration.
+    pub fn drop_marked(&mut self) -> usize {
+        let mut n = 0;
+        for s in &mut self.sessions {
+            let before = s.pending.len();
+            s.pending.retain(|p| p.marking.is_none());
+            n += before - s.pending.len();
+        }
+        let marked = std::mem::take(&mut self.retained_markings);
+        let before = self.retained.len();
+        self.retained.retain(|p| !marked.contains_key(&*p.topic));
+        n + before - self.retained.len()
+    }
 }
 
 /// One persistent session.
@@ -60,6 +91,9 @@ pub struct SessionSnapshot {
     pub subscriptions: Vec<SubscriptionSnapshot>,
     /// Undelivered QoS 1/2 messages, oldest first (inflight ones ahead of queued ones).
     pub pending: Vec<PendingSnapshot>,
+    /// The session's clearance when taken (`None`: unrestricted); asked again at CONNECT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clearance: Option<Clearance>,
 }
 
 /// One subscription of a persistent session.
@@ -90,6 +124,9 @@ pub struct PendingSnapshot {
     pub sub_ids: Vec<u32>,
     /// Seconds left of the message expiry interval, if it has one.
     pub expires_in_secs: Option<u64>,
+    /// Its security marking, if it was injected with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marking: Option<Marking>,
 }
 
 /// What [`Broker::restore`] did.
@@ -149,6 +186,7 @@ impl Broker {
                     retain: d.retain,
                     sub_ids: d.sub_ids.iter().map(|i| i.get()).collect(),
                     expires_in_secs: secs_left(d.msg.expires_at, now),
+                    marking: d.msg.marking.as_deref().cloned(),
                 })
                 .collect();
             sessions.push(SessionSnapshot {
@@ -162,22 +200,30 @@ impl Broker {
                 },
                 subscriptions,
                 pending,
+                clearance: s.clearance.as_deref().cloned(),
             });
         }
         sessions.sort_by(|a, b| a.client_id.cmp(&b.client_id));
         let mut retained: Vec<Publish> =
             self.retained.values().map(|m| m.publish.clone()).collect();
         retained.sort_by(|a, b| a.topic.cmp(&b.topic));
+        let retained_markings = self
+            .retained
+            .iter()
+            .filter_map(|(t, m)| Some((t.to_string(), m.marking.as_deref()?.clone())))
+            .collect();
         Snapshot {
             version: SNAPSHOT_VERSION,
             sessions,
             retained,
+            retained_markings,
+            marking_scale: None,
         }
     }
 
     /// Loads `snap` into this broker, which must not have sessions yet (call it before the
     /// listeners accept). Entries beyond the limits are skipped and counted in the result.
-    pub fn restore(&mut self, snap: Snapshot, now: Instant) -> RestoreStats {
+    pub fn restore(&mut self, mut snap: Snapshot, now: Instant) -> RestoreStats {
         let mut stats = RestoreStats::default();
         let limits = self.config.limits.clone();
         for p in snap.retained {
@@ -189,11 +235,13 @@ impl Broker {
                 continue;
             }
             let topic = p.topic.clone();
+            let marking = snap.retained_markings.remove(&*topic).map(Arc::new);
             let msg = Arc::new(Message {
                 observe: true,
                 expires_at: None,
                 publish: p,
                 origin: None,
+                marking,
             });
             self.retained.insert(topic, msg);
             stats.retained += 1;
@@ -250,6 +298,7 @@ impl Broker {
                         publish: p.publish,
                         origin: None,
                         expires_at,
+                        marking: p.marking.map(Arc::new),
                     }),
                     qos: qos_of(p.qos),
                     retain: p.retain,
@@ -275,6 +324,7 @@ impl Broker {
                     client_receive_max: u16::MAX,
                     client_max_packet: None,
                     aliases: HashMap::new(),
+                    clearance: ss.clearance.map(Arc::new),
                 }),
             );
             stats.sessions += 1;
