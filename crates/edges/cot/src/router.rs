@@ -64,6 +64,23 @@ pub struct CotFrame {
     pub proto: Bytes,
 }
 
+impl CotFrame {
+    /// The same frame under another label (the encoded bytes are shared, not copied).
+    fn with_label(&self, label: Option<Arc<Label>>) -> CotFrame {
+        CotFrame {
+            uid: self.uid.clone(),
+            cot_type: self.cot_type.clone(),
+            stale: self.stale,
+            origin: self.origin,
+            channels: self.channels.clone(),
+            dest_callsigns: self.dest_callsigns.clone(),
+            label,
+            xml: self.xml.clone(),
+            proto: self.proto.clone(),
+        }
+    }
+}
+
 /// The stream-framed protobuf form of an XML event, for frames built before any client
 /// asked for protobuf.
 fn reencode_proto(xml: &[u8]) -> Option<Vec<u8>> {
@@ -412,8 +429,22 @@ impl Router {
     /// when `cache` is set. Returns the deliveries made and the clients cut off for
     /// overflowing.
     pub fn publish(&self, frame: Arc<CotFrame>, cache: bool) -> (u64, Vec<ClientId>) {
+        let mut frame = frame;
         if cache {
             let mut latest = self.latest.lock();
+            // An entity's label is the join of everything known about it: an UNCLASSIFIED
+            // update of an entity that an earlier SECRET report made SECRET is routed as
+            // SECRET, so an uncleared client never learns that the SECRET entity moved.
+            if let Some(prev) = latest.get(&frame.uid).and_then(|p| p.label.clone()) {
+                let joined = match &frame.label {
+                    Some(l) if **l == *prev => None,
+                    Some(l) => Some(self.levels.join(&prev, l)).filter(|j| *j != **l),
+                    None => Some((*prev).clone()),
+                };
+                if let Some(j) = joined {
+                    frame = Arc::new(frame.with_label(Some(Arc::new(j))));
+                }
+            }
             if latest.len() < self.max_cached || latest.contains_key(&frame.uid) {
                 latest.insert(frame.uid.clone(), frame.clone());
             }
@@ -704,6 +735,32 @@ mod tests {
         let clients = cleared(&r);
         expect_by_clearance(&clients, "snapshot");
         assert_eq!(r.stats.label_withheld.load(Ordering::Relaxed), 3 + 4 + 5);
+    }
+
+    /// An unlabelled (or lower-labelled) update of an entity cached under a higher label is
+    /// routed under the join, so an uncleared client does not see the SECRET entity move.
+    #[test]
+    fn updates_of_a_labelled_entity_keep_its_highest_label() {
+        let r = Router::new(1 << 20, 100);
+        let [nato, _, anon, _] = cleared(&r);
+        r.publish(labelled("e", label("SECRET", &["NATO"])), true);
+        r.publish(labelled("e", None), true);
+        r.publish(labelled("e", label("UNCLASSIFIED", &[])), true);
+        r.publish(labelled("other", None), true);
+        assert_eq!(
+            uids(&anon),
+            ["other"],
+            "the low client saw the SECRET entity's updates"
+        );
+        assert_eq!(uids(&nato), ["e", "e", "e", "other"]);
+        assert_eq!(
+            r.latest
+                .lock()
+                .get("e")
+                .and_then(|f| f.label.clone())
+                .as_deref(),
+            label("SECRET", &["NATO"]).as_deref()
+        );
     }
 
     #[test]

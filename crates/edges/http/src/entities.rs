@@ -315,6 +315,7 @@ const MAX_REASON_BYTES: usize = 1024;
 )]
 pub(crate) async fn set_label(
     State(st): State<AppState>,
+    caller: Caller,
     ext: axum::http::Extensions,
     Path(uid): Path<String>,
     axum::Json(body): axum::Json<SetLabel>,
@@ -333,22 +334,38 @@ pub(crate) async fn set_label(
             .map(|g| g.as_str().into())
             .collect(),
     };
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no live entity with uid {uid:?}"),
+        )
+    };
+    st.engine
+        .config()
+        .labels
+        .levels
+        .validate(&label)
+        .map_err(|e| ApiError::bad_param("classification", e.to_string()))?;
+    // An admin changes only what they may see: a hidden entity is a 404, as for everyone.
+    let visible = st
+        .engine
+        .picture()
+        .get(&uid)
+        .is_some_and(|e| caller.may_see(&e.label));
+    if !visible {
+        return Err(not_found());
+    }
+    // Persist first, so a change that cannot be kept across a restart is refused, not half
+    // done.
+    if let Some(o) = &st.label_overrides {
+        o.set(&uid, &label)
+            .map_err(|e| ApiError::new(StatusCode::INSUFFICIENT_STORAGE, e))?;
+    }
     let before = st
         .engine
         .set_label(&uid, &label)
         .map_err(|e| ApiError::bad_param("classification", e.to_string()))?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("no live entity with uid {uid:?}"),
-            )
-        })?;
-    if let Some(o) = &st.label_overrides
-        && let Err(e) = o.set(&uid, &label)
-    {
-        // The live label changed; say loudly that it will not survive a restart.
-        tracing::error!(error = %e, uid, "could not persist the label override");
-    }
+        .ok_or_else(not_found)?;
     let levels = &st.engine.config().labels.levels;
     let downgrade = levels.join(&before, &label) == before && before != label;
     crate::audit::record(
