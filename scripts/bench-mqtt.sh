@@ -157,7 +157,9 @@ start_rampart() { # LABEL
   TMPDIRS+=("$data")
   log="$OUT/rampart-server-$1.log"
   # shellcheck disable=SC2086 # RAMPART_FLAGS is a list of flags
-  setsid "$BIN" serve --data "$data" --listen mqtt=127.0.0.1:0 --listen http=127.0.0.1:0 $RAMPART_FLAGS >"$log" 2>&1 &
+  # Every load-generator connection comes from 127.0.0.1: lift the per-address cap.
+  printf '[mqtt]\nmax_connections_per_peer = 200000\n' >"$OUT/rampart-bench.toml"
+  setsid "$BIN" serve --data "$data" --config "$OUT/rampart-bench.toml" --listen mqtt=127.0.0.1:0 --listen http=127.0.0.1:0 $RAMPART_FLAGS >"$log" 2>&1 &
   R_PID=$!
   PGIDS+=("$R_PID")
   R_ADDR=""

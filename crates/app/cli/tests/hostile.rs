@@ -251,7 +251,8 @@ async fn connections_per_peer_are_capped_and_counted() {
     let cfg = dir.path().join("rampart.toml");
     std::fs::write(
         &cfg,
-        "[http]\nmax_connections_per_peer = 2\n[feeds.limits]\nmax_connections_per_peer = 1\n",
+        "[http]\nmax_connections_per_peer = 2\n[feeds.limits]\nmax_connections_per_peer = 1\n\
+         [mqtt]\nmax_connections_per_peer = 1\n",
     )
     .unwrap();
     let node = Node::start(
@@ -261,6 +262,8 @@ async fn connections_per_peer_are_capped_and_counted() {
             cfg.to_str().unwrap(),
             "--listen",
             "nmea-tcp=127.0.0.1:0",
+            "--listen",
+            "mqtt=127.0.0.1:0",
         ],
     );
     let addr = node.addr.clone();
@@ -337,5 +340,30 @@ async fn connections_per_peer_are_capped_and_counted() {
             .any(|l| l.contains("source=\"nmea-tcp\"")
                 && l.contains("reason=\"connections_per_peer\"")),
         "feed refusal not counted"
+    );
+
+    // MQTT: one connection per address here; the second is closed before its CONNECT.
+    let mqtt = node.listener("mqtt");
+    let _first = tokio::net::TcpStream::connect(mqtt).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut second = tokio::net::TcpStream::connect(mqtt).await.unwrap();
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), second.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0, "a second MQTT connection from one address was kept");
+    let metrics = c
+        .get(node.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|l| l.contains("connections_per_peer")
+            && l.contains("mqtt")
+            && !l.starts_with('#')),
+        "MQTT refusal not counted"
     );
 }

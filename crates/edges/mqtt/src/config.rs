@@ -17,6 +17,10 @@ pub struct MqttConfig {
     pub allow_anonymous: bool,
     /// Open connections at most (all listeners); more are refused at accept.
     pub max_connections: usize,
+    /// Open connections from one source address at most (all listeners); more are refused at
+    /// accept and counted (`connections_per_peer`). A gateway multiplexing many devices behind
+    /// one address needs this raised.
+    pub max_connections_per_peer: usize,
     /// A connection that has not sent CONNECT within this time is closed.
     pub connect_timeout_ms: u64,
     /// Largest MQTT packet accepted; a larger one closes its connection.
@@ -83,6 +87,7 @@ impl Default for MqttConfig {
         MqttConfig {
             allow_anonymous: false,
             max_connections: 100_000,
+            max_connections_per_peer: 1_024,
             connect_timeout_ms: 10_000,
             max_packet_bytes: l.max_packet_size,
             max_outbound_bytes: 1024 * 1024,

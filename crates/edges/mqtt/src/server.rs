@@ -172,6 +172,8 @@ pub(crate) struct Shared {
     pub stats: Arc<Stats>,
     counters: Arc<Counters>,
     next_conn: AtomicU64,
+    /// Connections per source address, across the `mqtt` and `mqtts` listeners.
+    peers: Arc<rampart_engine::PeerLimiter>,
 }
 
 impl Shared {
@@ -185,6 +187,7 @@ impl Shared {
             stats: Arc::new(Stats::default()),
             counters: Arc::new(Counters::new(&Metrics::new())),
             next_conn: AtomicU64::new(1),
+            peers: rampart_engine::PeerLimiter::new(1_024, 1_024),
         })
     }
 
@@ -312,6 +315,10 @@ impl MqttEdge {
             stats: Arc::new(Stats::default()),
             counters: counters.clone(),
             next_conn: AtomicU64::new(1),
+            peers: rampart_engine::PeerLimiter::new(
+                cfg.max_connections_per_peer,
+                cfg.max_connections,
+            ),
         });
         let ing = ingest::Ingest {
             cfg: cfg.clone(),
@@ -431,14 +438,23 @@ impl MqttEdge {
         }
     }
 
-    fn admit(&self) -> Option<ConnId> {
+    fn admit(&self, peer: std::net::SocketAddr) -> Option<(ConnId, rampart_engine::PeerSlot)> {
         let n = self.shared.stats.connections.load(Ordering::Relaxed);
         if n >= self.shared.cfg.max_connections {
             self.shared.count_malformed("max_connections");
             return None;
         }
-        Some(ConnId(
-            self.shared.next_conn.fetch_add(1, Ordering::Relaxed),
+        let slot = match self.shared.peers.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(why) => {
+                self.shared.count_malformed(why.reason());
+                tracing::debug!(%peer, reason = why.reason(), "MQTT connection refused");
+                return None;
+            }
+        };
+        Some((
+            ConnId(self.shared.next_conn.fetch_add(1, Ordering::Relaxed)),
+            slot,
         ))
     }
 
@@ -453,14 +469,16 @@ impl MqttEdge {
                     continue;
                 }
             };
-            let Some(conn) = self.admit() else { continue };
+            let Some((conn, slot)) = self.admit(peer) else {
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let shared = self.shared.clone();
             tokio::spawn(async move {
                 let guard = ConnGuard::new(&shared.stats);
                 let (rd, wr) = stream.into_split();
                 crate::conn::run(rd, wr, conn, peer, None, shared).await;
-                drop(guard);
+                drop((guard, slot));
             });
         }
     }
@@ -483,13 +501,17 @@ impl MqttEdge {
                     continue;
                 }
             };
-            let Some(conn) = self.admit() else { continue };
+            let Some((conn, slot)) = self.admit(peer) else {
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let shared = self.shared.clone();
             let acceptor = acceptor.clone();
             let identity = identity.clone();
             tokio::spawn(async move {
                 let guard = ConnGuard::new(&shared.stats);
+                // Held for the connection's life, released on every return below.
+                let _slot = slot;
                 let timeout = Duration::from_millis(shared.cfg.connect_timeout_ms);
                 let tls = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
                     Ok(Ok(s)) => s,
