@@ -1,8 +1,47 @@
 // The built-in basemap: Natural Earth land, coastlines and country borders (world-atlas
-// TopoJSON, served by the node itself), a graticule, and optionally the operator's own tiles.
+// TopoJSON, served by the node itself), a graticule, and optionally the operator's own tiles:
+// an XYZ URL on their network, a raster PMTiles file or an MBTiles file (raster, or vector
+// tiles drawn on a canvas here) on the node.
 import L from 'leaflet';
 import { feature, mesh } from 'topojson-client';
 import { PMTiles, leafletRasterLayer } from 'pmtiles';
+import { VectorTile } from '@mapbox/vector-tile';
+import { PbfReader } from 'pbf';
+
+// A Mapbox vector tile layer drawn on canvas: polygons filled with the land colour, lines in
+// the border colour, points as dots. Enough for an operator's own topographic extract; the
+// tile is decoded once per tile request and never refetched while it stays in view.
+const VectorGrid = L.GridLayer.extend({
+  createTile(coords, done) {
+    const size = this.getTileSize();
+    const canvas = L.DomUtil.create('canvas', 'leaflet-tile');
+    canvas.width = size.x; canvas.height = size.y;
+    const url = L.Util.template(this.options.url, coords);
+    fetch(url).then(async (res) => {
+      if (res.status === 404) return; // no tile here: leave it empty
+      if (!res.ok) throw new Error(`tile ${url}: HTTP ${res.status}`);
+      const tile = new VectorTile(new PbfReader(new Uint8Array(await res.arrayBuffer())));
+      const ctx = canvas.getContext('2d');
+      const fill = cssVar('--land'), line = cssVar('--border-line'), coast = cssVar('--coast');
+      for (const name of Object.keys(tile.layers)) {
+        const layer = tile.layers[name];
+        for (let i = 0; i < layer.length; i++) {
+          const f = layer.feature(i);
+          const k = size.x / f.extent;
+          ctx.beginPath();
+          for (const ring of f.loadGeometry()) {
+            ring.forEach((p, j) => (j ? ctx.lineTo(p.x * k, p.y * k) : ctx.moveTo(p.x * k, p.y * k)));
+            if (f.type === 1) ctx.arc(ring[0].x * k, ring[0].y * k, 2, 0, 2 * Math.PI);
+          }
+          if (f.type === 3) { ctx.fillStyle = fill; ctx.fill('evenodd'); ctx.strokeStyle = coast; ctx.lineWidth = 0.8; ctx.stroke(); }
+          else if (f.type === 2) { ctx.strokeStyle = line; ctx.lineWidth = 1; ctx.stroke(); }
+          else { ctx.fillStyle = line; ctx.fill(); }
+        }
+      }
+    }).then(() => done(null, canvas), (e) => { console.warn(e); done(null, canvas); });
+    return canvas;
+  },
+});
 
 const DETAIL_ZOOM = 4; // from this zoom the 1:50m data replaces 1:110m
 
@@ -90,6 +129,29 @@ export async function addBasemap(map, urls, config) {
       own.addTo(map);
     }
   }
+  const mb = config.mbtiles;
+  if (mb && mb.url) {
+    const opts = {
+      maxZoom: config.tile_max_zoom || 18,
+      maxNativeZoom: mb.maxzoom ?? undefined,
+      minNativeZoom: mb.minzoom ?? undefined,
+      attribution: mb.attribution || config.tile_attribution || `operator tiles (MBTiles${mb.name ? `: ${mb.name}` : ''})`,
+    };
+    if (Array.isArray(mb.bounds)) opts.bounds = L.latLngBounds([mb.bounds[1], mb.bounds[0]], [mb.bounds[3], mb.bounds[2]]);
+    const own = mb.raster ? L.tileLayer(mb.url, opts) : new VectorGrid({ ...opts, url: mb.url });
+    layers['Operator tiles (MBTiles)'] = own;
+    if (!config.tile_url && !config.pmtiles_url) {
+      map.removeLayer(natural);
+      own.addTo(map);
+    }
+  }
   L.control.layers(layers, {}, { collapsed: true }).addTo(map);
-  return { restyle };
+  // Switches the base layer (what the layer menu does; used by the tests).
+  const show = (name) => {
+    const want = layers[name];
+    if (!want) throw new Error(`no base layer ${name}`);
+    for (const l of Object.values(layers)) if (l !== want && map.hasLayer(l)) map.removeLayer(l);
+    if (!map.hasLayer(want)) want.addTo(map);
+  };
+  return { restyle, layers: () => Object.keys(layers), show };
 }

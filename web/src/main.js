@@ -396,6 +396,9 @@ window.rampart = {
     return { x: h.x + r.left, y: h.y + r.top };
   },
   symbolUids: () => layer.hits.filter((h) => h.uid).map((h) => h.uid),
+  /** The base layers offered, and switching between them (null until the basemap loaded). */
+  baseLayers: () => basemap?.layers?.() ?? null,
+  showBaseLayer: (name) => basemap.show(name),
   select,
   redrawNow: () => layer.redraw(),
 };

@@ -366,9 +366,14 @@ export function initPanels(app) {
   function operator() {
     try { return localStorage.getItem('rampart-operator') || ''; } catch { return ''; }
   }
+  let alertsGen = 0;
   async function renderAlerts() {
     clearTimeout(alertsTimer);
+    // Renders overlap (the poll, a tab switch, an acknowledgement): only the latest one may
+    // write the panel and schedule the next poll, so an older answer never overwrites a newer.
+    const gen = ++alertsGen;
     const { na, body } = await getJson('Alerts', '/api/v1/alerts');
+    if (gen !== alertsGen) return;
     if (na) { $('alerts').replaceChildren(na); $('tab-alerts').textContent = 'Alerts'; return; }
     const alerts = Array.isArray(body) ? body : [];
     const active = alerts.filter((a) => a.state !== 'cleared');
@@ -386,7 +391,7 @@ export function initPanels(app) {
         } }, 'Acknowledge')
         : null;
       const locate = a.position ? el('button', { type: 'button', onclick: () => app.map.setView([a.position[1], a.position[0]], Math.max(app.map.getZoom(), 10)) }, 'Show') : null;
-      return el('li', { class: `alert ${a.state} p-${a.priority}` },
+      return el('li', { class: `alert ${a.state} p-${a.priority}`, 'data-alert-id': String(a.id), 'data-state': a.state },
         el('div', {}, el('strong', {}, `${a.priority}`.toUpperCase()), ` ${a.kind} · `, a.message),
         el('div', { class: 'meta' }, `${a.state}${a.acked_by ? ` by ${a.acked_by}` : ''} · raised ${age(a.raised_at)} · ${(a.entities || []).join(', ')}`),
         el('div', { class: 'filters' }, ack, locate,
@@ -397,6 +402,7 @@ export function initPanels(app) {
       el('p', { class: 'muted' }, `${active.length} active, ${alerts.length} listed`),
       el('ol', { class: 'list alerts' }, ...rows),
     );
+    clearTimeout(alertsTimer);
     if (visible('panel-alerts')) alertsTimer = setTimeout(renderAlerts, ALERT_POLL_MS);
   }
   function drawShape(shape, style) {
@@ -414,6 +420,7 @@ export function initPanels(app) {
   let drawing = null; // { pts: [[lat, lon]], preview, done(pts) }
   function startDrawing(done) {
     cancelDrawing();
+    cancelEditing();
     const preview = L.polyline([], { color: '#ff9800', weight: 2, dashArray: '6 4', interactive: false }).addTo(geofenceLayer);
     drawing = { pts: [], preview, done };
     state.drawing = true;
@@ -461,6 +468,129 @@ export function initPanels(app) {
     if (ev.key === 'Escape') { cancelDrawing('Cancelled.'); ev.preventDefault(); ev.stopImmediatePropagation(); }
   }, true);
   const ring = (pts) => [...pts.map(([lat, lon]) => [lon, lat]), [pts[0][1], pts[0][0]]];
+
+  // Editing a polygon's corners on the map: drag a corner, or focus it (Tab) and move it with
+  // the arrow keys (Shift: farther); click an edge's midpoint handle (or focus it and press
+  // Enter) to add a corner there; Alt+click a corner, or press Delete/Backspace on it, to
+  // remove it. Enter or "Save" stores the shape (PUT), Esc cancels.
+  const NUDGE_PX = 4;
+  let editing = null; // { g, path, pts: [[lat, lon]], outline, handles }
+  function editStatus(extra = '') {
+    $('gf-status').textContent = `Editing ${editing.g.name || editing.g.id}: ${editing.pts.length} corners. ` +
+      'Drag a corner or use the arrow keys on it; a midpoint adds a corner; Alt+click or Delete removes one; Enter saves, Esc cancels.' +
+      (extra ? ` ${extra}` : '');
+  }
+  function startEditing(g, path) {
+    cancelDrawing();
+    cancelEditing();
+    const ext = g.shape.exterior.map(([lon, lat]) => [lat, lon]);
+    const [a, b] = [ext[0], ext[ext.length - 1]];
+    if (ext.length > 1 && a[0] === b[0] && a[1] === b[1]) ext.pop(); // the ring's closing point
+    const outline = L.polygon(ext, { color: '#ff9800', weight: 2, dashArray: '6 4', fillOpacity: 0.12, interactive: false }).addTo(geofenceLayer);
+    const handles = L.layerGroup().addTo(geofenceLayer);
+    editing = { g, path, pts: ext, outline, handles };
+    state.drawing = true; // map clicks do not select entities meanwhile
+    app.map.doubleClickZoom.disable();
+    $('gf-save').hidden = false;
+    $('gf-cancel').hidden = false;
+    renderHandles(0);
+    editStatus();
+  }
+  function cancelEditing(msg) {
+    if (!editing) return;
+    geofenceLayer.removeLayer(editing.outline);
+    geofenceLayer.removeLayer(editing.handles);
+    editing = null;
+    state.drawing = false;
+    app.map.doubleClickZoom.enable();
+    if ($('gf-save')) { $('gf-save').hidden = true; $('gf-cancel').hidden = true; }
+    if (msg !== undefined) $('gf-status').textContent = msg;
+  }
+  function moveCorner(i, latlng) {
+    editing.pts[i] = [latlng.lat, latlng.lng];
+    editing.outline.setLatLngs(editing.pts);
+  }
+  function removeCorner(i) {
+    if (editing.pts.length <= 3) { editStatus('A geofence needs at least 3 corners.'); return; }
+    editing.pts.splice(i, 1);
+    editing.outline.setLatLngs(editing.pts);
+    renderHandles(Math.min(i, editing.pts.length - 1));
+    editStatus();
+  }
+  function addCorner(i) { // between corner i and the next
+    const p = editing.pts[i], q = editing.pts[(i + 1) % editing.pts.length];
+    editing.pts.splice(i + 1, 0, [(p[0] + q[0]) / 2, (p[1] + q[1]) / 2]);
+    editing.outline.setLatLngs(editing.pts);
+    renderHandles(i + 1);
+    editStatus();
+  }
+  function renderHandles(focus = null) {
+    const { pts, handles } = editing;
+    handles.clearLayers();
+    const n = pts.length;
+    pts.forEach((p, i) => {
+      const m = L.marker(p, { draggable: true, keyboard: true, icon: L.divIcon({ className: 'gf-handle gf-vertex', iconSize: [14, 14] }) });
+      m.on('drag', (ev) => moveCorner(i, ev.latlng));
+      m.on('dragend', () => renderHandles(i));
+      m.on('click', (ev) => { if (ev.originalEvent.altKey) removeCorner(i); });
+      handles.addLayer(m);
+      const e = m.getElement();
+      e.dataset.gfVertex = String(i);
+      e.setAttribute('role', 'button');
+      e.setAttribute('aria-label', `Corner ${i + 1} of ${n}: arrow keys move it, Delete removes it`);
+      e.addEventListener('keydown', (ev) => {
+        const d = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] }[ev.key];
+        if (d) {
+          const step = NUDGE_PX * (ev.shiftKey ? 5 : 1);
+          const at = app.map.latLngToContainerPoint(m.getLatLng()).add([d[0] * step, d[1] * step]);
+          const ll = app.map.containerPointToLatLng(at);
+          m.setLatLng(ll);
+          moveCorner(i, ll);
+        } else if (ev.key === 'Delete' || ev.key === 'Backspace') {
+          removeCorner(i);
+        } else {
+          return;
+        }
+        ev.preventDefault();
+        ev.stopPropagation(); // not the map's own arrow-key panning
+      });
+      if (focus === i) e.focus({ preventScroll: true });
+    });
+    pts.forEach((p, i) => {
+      const q = pts[(i + 1) % n];
+      const m = L.marker([(p[0] + q[0]) / 2, (p[1] + q[1]) / 2], { keyboard: true, icon: L.divIcon({ className: 'gf-handle gf-mid', iconSize: [10, 10] }) });
+      m.on('click', () => addCorner(i));
+      handles.addLayer(m);
+      const e = m.getElement();
+      e.dataset.gfMid = String(i);
+      e.setAttribute('role', 'button');
+      e.setAttribute('aria-label', `Add a corner between corners ${i + 1} and ${((i + 1) % n) + 1}`);
+      e.addEventListener('keydown', (ev) => {
+        if (ev.key !== 'Enter' && ev.key !== ' ') return;
+        addCorner(i);
+        ev.preventDefault();
+        ev.stopPropagation();
+      });
+    });
+  }
+  async function saveEditing() {
+    if (!editing) return;
+    const { g, path, pts } = editing;
+    cancelEditing('Saving…');
+    try {
+      await send('PUT', path, { ...g, shape: { ...g.shape, exterior: ring(pts) } });
+      $('gf-status').textContent = 'Saved.';
+    } catch (e) {
+      $('gf-status').textContent = `Not saved: ${e.message}`;
+    }
+    renderGeofences();
+  }
+  document.addEventListener('keydown', (ev) => {
+    if (!editing) return;
+    const onMid = ev.target?.dataset?.gfMid !== undefined;
+    if (ev.key === 'Enter' && !onMid) { saveEditing(); ev.preventDefault(); ev.stopImmediatePropagation(); }
+    if (ev.key === 'Escape') { cancelEditing('Cancelled.'); ev.preventDefault(); ev.stopImmediatePropagation(); }
+  }, true);
   async function send(method, path, body) {
     const r = await fetch(path, { method, headers: { 'content-type': 'application/json' }, body: body && JSON.stringify(body) });
     if (!r.ok) {
@@ -471,13 +601,14 @@ export function initPanels(app) {
   }
   async function renderGeofences() {
     const { na, body } = await getJson('Geofences', '/api/v1/geofences');
-    geofenceLayer.eachLayer((l) => { if (!drawing || l !== drawing.preview) geofenceLayer.removeLayer(l); });
+    const keep = (l) => (drawing && l === drawing.preview) || (editing && (l === editing.outline || l === editing.handles));
+    geofenceLayer.eachLayer((l) => { if (!keep(l)) geofenceLayer.removeLayer(l); });
     if (na) { $('geofences').replaceChildren(na); return; }
     const fences = Array.isArray(body) ? body : [];
     const style = { color: '#ff9800', weight: 2, fillOpacity: 0.08, interactive: false };
     const rows = fences.map((g) => {
       const layer = drawShape(g.shape, style);
-      if (layer) geofenceLayer.addLayer(layer);
+      if (layer && !(editing && editing.g.id === g.id)) geofenceLayer.addLayer(layer);
       const path = `/api/v1/geofences/${encodeURIComponent(g.id)}`;
       return el('li', {},
         el('div', { class: 'gf-row' },
@@ -485,6 +616,9 @@ export function initPanels(app) {
           el('span', { class: 'meta' }, `${g.shape?.type ?? '?'}${g.enabled === false ? ' · disabled' : ''}`)),
         el('div', { class: 'filters' },
           el('button', { type: 'button', onclick: () => { if (layer?.getBounds) app.map.fitBounds(layer.getBounds().pad(0.2)); } }, 'Show'),
+          g.shape?.type === 'polygon'
+            ? el('button', { type: 'button', 'data-gf-edit': g.id, onclick: () => startEditing(g, path) }, 'Edit corners')
+            : null,
           el('button', { type: 'button', onclick: () => startDrawing((pts) => send('PUT', path, { ...g, shape: { type: 'polygon', exterior: ring(pts) } })) }, 'Redraw'),
           el('button', { type: 'button', onclick: async () => {
             try { await send('DELETE', path); } catch (e) { $('gf-status').textContent = `Not deleted: ${e.message}`; }
@@ -504,7 +638,9 @@ export function initPanels(app) {
           shape: { type: 'polygon', exterior: ring(pts) },
           triggers: { enter: enter.checked, exit: exit.checked },
         })) }, 'Draw new'),
-        el('button', { type: 'button', id: 'gf-finish', hidden: '', onclick: finishDrawing }, 'Finish')),
+        el('button', { type: 'button', id: 'gf-finish', hidden: '', onclick: finishDrawing }, 'Finish'),
+        el('button', { type: 'button', id: 'gf-save', hidden: editing ? null : '', onclick: saveEditing }, 'Save corners'),
+        el('button', { type: 'button', id: 'gf-cancel', hidden: editing ? null : '', onclick: () => cancelEditing('Cancelled.') }, 'Cancel')),
       el('p', { class: 'muted', id: 'gf-status', role: 'status' }),
       el('p', { class: 'muted' }, `${fences.length} geofences (orange on the map)`),
       el('ol', { class: 'list geofences' }, ...rows));

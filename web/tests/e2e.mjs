@@ -31,6 +31,21 @@ async function post(reports) {
   if (!res.ok || body.accepted !== reports.length) throw new Error(`posting reports: ${res.status} ${JSON.stringify(body)}`);
 }
 const iso = (ms) => new Date(ms).toISOString();
+const getJson = async (p) => {
+  const res = await fetch(`${base}${p}`);
+  if (!res.ok) throw new Error(`GET ${p}: ${res.status} ${await res.text()}`);
+  return res.json();
+};
+// Polls `probe` until it returns something truthy (which it returns); fails naming `what`.
+async function until(what, probe, timeout = STEP_TIMEOUT) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 const browser = await chromium.launch({
   executablePath, headless: true,
@@ -167,9 +182,17 @@ try {
       shape: { type: 'polygon', exterior: [[12.2, 55.1], [12.5, 55.1], [12.5, 55.3], [12.2, 55.3], [12.2, 55.1]] } };
     const res = await fetch(`${base}/api/v1/geofences`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(fence) });
     if (!res.ok) throw new Error(`creating a geofence: ${res.status} ${await res.text()}`);
+    // The intruder is first seen outside, and only once the node has that position does it
+    // move inside: the rules engine sees the crossing, not a first sighting inside.
     const t = Date.now();
     await post([{ uid: 'e2e-intruder', type: 'a-h-G', callsign: 'E2E INTRUDER', lat: 55.0, lon: 12.0, time: iso(t - 2000), stale: iso(t + 600000) }]);
+    await until('the intruder outside the fence', async () => (await fetch(`${base}/api/v1/entities/e2e-intruder`)).ok);
     await post([{ uid: 'e2e-intruder', lat: 55.2, lon: 12.35, time: iso(t), stale: iso(t + 600000) }]);
+    const alert = await until('the node to raise the intruder\u2019s alert', async () => {
+      const list = await getJson('/api/v1/alerts?entity=e2e-intruder&state=raised');
+      return list.find((a) => a.kind === 'enter');
+    });
+    log(`alert ${alert.id} raised`);
     step = 'alerts: the geofence listed';
     await page.keyboard.press('6'); // Geofences
     await page.waitForFunction(() => document.getElementById('geofences').textContent.includes('E2E BOX'), null, { timeout: STEP_TIMEOUT });
@@ -189,13 +212,48 @@ try {
       throw new Error(`the drawn geofence was not stored as a triangle: ${JSON.stringify(drawnFence)}`);
     }
     await shot('07-geofence');
+    step = 'geofences: corners edited on the map';
+    // Drag the first corner, add one on the second edge from the keyboard, nudge it with an
+    // arrow key, save with Enter; the node must store the new shape.
+    await page.click(`[data-gf-edit="${drawnFence.id}"]`);
+    const v0 = page.locator('[data-gf-vertex="0"]');
+    await v0.waitFor({ timeout: STEP_TIMEOUT });
+    const vb = await v0.boundingBox();
+    await page.mouse.move(vb.x + vb.width / 2, vb.y + vb.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(vb.x + vb.width / 2 + 50, vb.y + vb.height / 2 + 35, { steps: 8 });
+    await page.mouse.up();
+    await page.focus('[data-gf-mid="1"]');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.activeElement?.dataset?.gfVertex === '2', null, { timeout: STEP_TIMEOUT });
+    await page.keyboard.press('ArrowRight');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.getElementById('gf-status')?.textContent === 'Saved.', null, { timeout: STEP_TIMEOUT });
+    const edited = await getJson(`/api/v1/geofences/${encodeURIComponent(drawnFence.id)}`);
+    const [a0, b0] = [drawnFence.shape.exterior[0], edited.shape.exterior[0]];
+    if (edited.shape.exterior.length !== 5 || Math.hypot(a0[0] - b0[0], a0[1] - b0[1]) < 1e-4) {
+      throw new Error(`the edited geofence was not stored: before ${JSON.stringify(drawnFence.shape)}, after ${JSON.stringify(edited.shape)}`);
+    }
+    log(`corner moved from ${a0} to ${b0}; ${edited.shape.exterior.length - 1} corners`);
+    await shot('09-geofence-edited');
+
     step = 'alerts: the alert shown and acknowledged';
+    await page.focus('#map');
     await page.keyboard.press('5'); // Alerts
     await page.fill('#ack-by', 'e2e-officer');
-    const row = page.locator('#alerts li', { hasText: 'e2e-intruder' }).first();
+    // This alert's own row (the list is re-rendered while it polls; the locator follows it).
+    const row = page.locator(`#alerts li[data-alert-id="${alert.id}"]`);
     await row.waitFor({ timeout: STEP_TIMEOUT });
+    if (!(await row.textContent()).includes('e2e-intruder')) throw new Error(`alert row without its entity: ${await row.textContent()}`);
     await row.getByRole('button', { name: 'Acknowledge' }).click();
-    await page.waitForFunction(() => document.getElementById('alerts').textContent.includes('acknowledged by e2e-officer'), null, { timeout: STEP_TIMEOUT });
+    await until('the node to record the acknowledgement', async () => {
+      const a = await getJson(`/api/v1/alerts/${alert.id}`);
+      return a.state === 'acknowledged' && a.acked_by === 'e2e-officer';
+    });
+    await page.waitForFunction((id) => {
+      const li = document.querySelector(`#alerts li[data-alert-id="${id}"]`);
+      return !!li && li.dataset.state === 'acknowledged' && li.textContent.includes('acknowledged by e2e-officer');
+    }, alert.id, { timeout: STEP_TIMEOUT });
     await shot('08-alerts');
     log('alert raised, shown and acknowledged');
   } else {

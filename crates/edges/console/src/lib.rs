@@ -5,8 +5,14 @@
 //! content); `/` and other files are revalidated with an `ETag`. Text assets are stored twice,
 //! plain and gzip-compressed at build time, so compression costs nothing per request.
 //!
-//! An operator's own raster basemap can be a PMTiles file on the node's disk: [`pmtiles`]
+//! An operator's own basemap can be a raster PMTiles file on the node's disk: [`pmtiles`]
 //! serves it with HTTP range requests, which is how the browser's PMTiles reader fetches it.
+//! Or an MBTiles file (raster or vector), opened read-only at startup and served tile by tile
+//! ([`mbtiles`]).
+
+pub mod mbtiles;
+
+pub use mbtiles::{MBTILES_ROUTE, MbTiles, TileFormat};
 
 use axum::Router;
 use axum::extract::Path;
@@ -57,6 +63,10 @@ pub struct ConsoleConfig {
     /// its basemap at `/api/v1/console/tiles.pmtiles`. Empty: none. MBTiles files convert with
     /// `pmtiles convert in.mbtiles out.pmtiles`.
     pub pmtiles_file: String,
+    /// An MBTiles file on this node (PNG, JPEG or WebP raster, or PBF vector tiles, per its
+    /// `metadata` table) served at `/api/v1/console/tiles/{z}/{x}/{y}`. Empty: none. Opened
+    /// read-only at startup; a file that is not MBTiles stops the node with an error.
+    pub mbtiles_file: String,
     /// Seconds of history the playback panel proposes by default.
     pub playback_default_secs: u64,
 }
@@ -68,12 +78,23 @@ impl Default for ConsoleConfig {
             tile_attribution: String::new(),
             tile_max_zoom: 18,
             pmtiles_file: String::new(),
+            mbtiles_file: String::new(),
             playback_default_secs: 600,
         }
     }
 }
 
 impl ConsoleConfig {
+    /// Opens `mbtiles_file` when one is configured; an error names the file and what is wrong
+    /// with it (the node refuses to start rather than serve a broken basemap).
+    pub fn open_mbtiles(&self) -> Result<Option<std::sync::Arc<MbTiles>>, String> {
+        if self.mbtiles_file.is_empty() {
+            return Ok(None);
+        }
+        MbTiles::open(std::path::Path::new(&self.mbtiles_file))
+            .map(|m| Some(std::sync::Arc::new(m)))
+    }
+
     /// The settings as the page reads them from `GET /api/v1/console/config`.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
@@ -81,6 +102,8 @@ impl ConsoleConfig {
             "tile_attribution": self.tile_attribution,
             "tile_max_zoom": self.tile_max_zoom,
             "pmtiles_url": (!self.pmtiles_file.is_empty()).then_some(PMTILES_PATH),
+            // Filled in by the HTTP edge from the opened file (format, zooms, attribution).
+            "mbtiles": serde_json::Value::Null,
             "playback_default_secs": self.playback_default_secs,
             "built": built(),
         })

@@ -901,6 +901,16 @@ impl SeqDecoder {
 
     /// Decodes the next record; builds the report only when `want_report`.
     pub fn next(&mut self, rd: &mut Reader<'_>, want_report: bool) -> Result<Item, DecodeError> {
+        self.next_if(rd, |_| want_report)
+    }
+
+    /// Decodes the next record; builds a position's report only when `want(time)` says so
+    /// (a time-window scan skips building the reports outside its window).
+    pub fn next_if(
+        &mut self,
+        rd: &mut Reader<'_>,
+        want: impl FnOnce(i64) -> bool,
+    ) -> Result<Item, DecodeError> {
         let kind = rd.u8()?;
         match kind {
             REC_STRING => {
@@ -921,8 +931,7 @@ impl SeqDecoder {
                         pos,
                         reason: "reference to an undefined stream",
                     })?;
-                let (time, report) =
-                    read_position(rd, f, delta, template, &self.strings, |_| want_report)?;
+                let (time, report) = read_position(rd, f, delta, template, &self.strings, want)?;
                 Ok(Item::Position {
                     stream,
                     time,

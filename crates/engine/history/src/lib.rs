@@ -82,6 +82,29 @@ pub struct TrackQuery {
     pub limit: usize,
 }
 
+/// A window scan: the reports of every entity within a time window (console playback of
+/// entities that may have left the live picture).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WindowQuery {
+    /// Earliest report time, inclusive.
+    pub from: Timestamp,
+    /// Latest report time, inclusive.
+    pub to: Timestamp,
+    /// Most reports returned (capped by the store's own bound, for [`SegmentLog`]
+    /// [`SegmentLogConfig::max_window_records`]). When more match, the most recently
+    /// appended are kept and [`Window::truncated`] is set.
+    pub max_records: usize,
+}
+
+/// The answer of [`HistoryStore::window`].
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Window {
+    /// The reports in the window, sorted by time (ties in append order).
+    pub reports: Vec<Report>,
+    /// True when more reports matched than the record limit allowed.
+    pub truncated: bool,
+}
+
 /// Size and content of the store.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct HistoryStats {
@@ -115,6 +138,32 @@ pub trait HistoryStore: Send + Sync + 'static {
     /// order). When more than `q.limit` match, the **latest** `q.limit` are kept; they are
     /// still returned oldest first. Positions come back quantised (see [`quantize`]).
     fn track(&self, q: &TrackQuery) -> Result<Vec<Report>, HistoryError>;
+
+    /// Durable reports of every entity with `q.from <= time <= q.to`, sorted by time (ties in
+    /// append order), at most `q.max_records`: when more match, the most recently appended
+    /// are kept and the answer says it was truncated. Positions come back quantised.
+    ///
+    /// The default scans [`HistoryStore::replay`] (every report); a store with a time index
+    /// should skip what lies outside the window, as [`SegmentLog`] does.
+    fn window(&self, q: &WindowQuery) -> Result<Window, HistoryError> {
+        let mut kept = std::collections::VecDeque::new();
+        let mut truncated = false;
+        if q.max_records == 0 || q.from > q.to {
+            return Ok(Window::default());
+        }
+        self.replay(&mut |r| {
+            if q.from <= r.time && r.time <= q.to {
+                if kept.len() == q.max_records {
+                    kept.pop_front();
+                    truncated = true;
+                }
+                kept.push_back(r);
+            }
+        })?;
+        let mut reports = Vec::from(kept);
+        reports.sort_by_key(|r| r.time);
+        Ok(Window { reports, truncated })
+    }
 
     /// Calls `f` for every retained, durable report in append order; returns how many. Used
     /// to rebuild the live picture and the idempotency memory on restart.
@@ -161,6 +210,9 @@ pub struct SegmentLogConfig {
     pub max_dict_entries: usize,
     /// Most points a track query returns, whatever its `limit` (1,000,000).
     pub max_track_points: usize,
+    /// Most reports a window scan ([`HistoryStore::window`]) returns, whatever its
+    /// `max_records` (1,000,000): bounds the scan's memory to about 400 bytes per report.
+    pub max_window_records: usize,
 }
 
 impl SegmentLogConfig {
@@ -177,6 +229,7 @@ impl SegmentLogConfig {
             fsync: true,
             max_dict_entries: 1 << 20,
             max_track_points: 1_000_000,
+            max_window_records: 1_000_000,
         }
     }
 
@@ -199,6 +252,9 @@ impl SegmentLogConfig {
         }
         if self.max_track_points == 0 {
             return bad("max_track_points must be positive");
+        }
+        if self.max_window_records == 0 {
+            return bad("max_window_records must be positive");
         }
         Ok(())
     }

@@ -424,6 +424,45 @@ pub(crate) fn replay_segment(data: &[u8], path: &Path, f: &mut dyn FnMut(Report)
     }
 }
 
+/// Calls `f` for every report of one segment's committed `data` whose time is within
+/// `[from, to]`, in file order; reports outside the window are decoded only as far as their
+/// time (their fields are skipped, not built). Damage is logged and ends the segment.
+pub(crate) fn window_segment(
+    data: &[u8],
+    path: &Path,
+    from: i64,
+    to: i64,
+    f: &mut dyn FnMut(Report),
+) {
+    let mut dec = SeqDecoder::default();
+    let mut pos = HEADER_LEN as usize;
+    loop {
+        match format::next_frame(data, pos) {
+            Frame::Ok { payload, next } => {
+                let mut rd = Reader::new(&data[..payload.end], payload.start);
+                while !rd.at_end() {
+                    match dec.next_if(&mut rd, |t| from <= t && t <= to) {
+                        Ok(Item::Position {
+                            report: Some(r), ..
+                        }) => f(r),
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::error!(file = %path.display(), offset = e.pos, reason = e.reason, "corrupt history record; skipping the rest of the segment");
+                            return;
+                        }
+                    }
+                }
+                pos = next;
+            }
+            Frame::End => return,
+            Frame::Bad(reason) => {
+                tracing::error!(file = %path.display(), offset = pos, reason, "corrupt history frame; skipping the rest of the segment");
+                return;
+            }
+        }
+    }
+}
+
 /// Scans a whole segment (`data` starts with its header), verifying every frame and building
 /// its index. Returns the index (valid up to `valid_len`) and the first damage found, if any.
 pub(crate) fn scan(data: &[u8], _path: &Path) -> (SegIndex, Option<(u64, &'static str)>) {

@@ -24,6 +24,7 @@ use crate::format::{self, FRAME_HEADER, HEADER_LEN, SegIndex};
 use crate::segment::{self, Found, IndexState, Segment, StrSrc};
 use crate::{
     Durable, HistoryError, HistoryStats, HistoryStore, SegmentLogConfig, Ticket, TrackQuery,
+    Window, WindowQuery,
 };
 
 /// Work handed from appenders to the flusher, in order.
@@ -837,6 +838,56 @@ impl HistoryStore for SegmentLog {
             out.drain(..out.len() - limit);
         }
         Ok(out)
+    }
+
+    fn window(&self, q: &WindowQuery) -> Result<Window, HistoryError> {
+        let limit = q.max_records.min(self.inner.cfg.max_window_records);
+        if limit == 0 || q.from > q.to {
+            return Ok(Window::default());
+        }
+        let (from, to) = (q.from.0, q.to.0);
+        // Newest segments first, so the most recently appended reports are the ones kept;
+        // a segment whose time range misses the window is never read. Each segment's share
+        // is held in a ring of at most the records still allowed, so memory stays bounded by
+        // `limit` however large a segment is.
+        let mut chunks: Vec<Vec<Report>> = Vec::new();
+        let mut remaining = limit;
+        let mut truncated = false;
+        for seg in self.snapshot().iter().rev() {
+            if seg.reports.load(Ordering::Acquire) == 0
+                || seg.min_time.load(Ordering::Acquire) > to
+                || seg.max_time.load(Ordering::Acquire) < from
+            {
+                continue;
+            }
+            if remaining == 0 {
+                // An older segment may hold more: say so rather than read it.
+                truncated = true;
+                break;
+            }
+            let Some((data, len)) = seg.data()? else {
+                continue;
+            };
+            let mut ring = std::collections::VecDeque::new();
+            segment::window_segment(&data[..len], &seg.path, from, to, &mut |r| {
+                if ring.len() == remaining {
+                    ring.pop_front();
+                    truncated = true;
+                }
+                ring.push_back(r);
+            });
+            remaining -= ring.len();
+            chunks.push(Vec::from(ring));
+        }
+        let mut reports = Vec::with_capacity(limit - remaining);
+        for chunk in chunks.into_iter().rev() {
+            reports.extend(chunk);
+        }
+        // Usually already in time order; the sort is stable, so ties keep append order.
+        if !reports.is_sorted_by_key(|r| r.time) {
+            reports.sort_by_key(|r| r.time);
+        }
+        Ok(Window { reports, truncated })
     }
 
     fn replay(&self, f: &mut dyn FnMut(Report)) -> Result<u64, HistoryError> {

@@ -8,7 +8,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rampart_history::{HistoryStore, SegmentLog, SegmentLogConfig, TrackQuery, quantize};
+use rampart_history::{
+    HistoryStore, SegmentLog, SegmentLogConfig, TrackQuery, Window, WindowQuery, quantize,
+};
 use rampart_model::{AttrValue, Label, Provenance, Report, ReportId, Timestamp};
 
 const T0: i64 = 1_700_000_000_000;
@@ -667,5 +669,121 @@ fn large_tracks_match_a_model() {
         let want = model(from, to, limit);
         assert_eq!(got.len(), want.len(), "{from} {to} {limit}");
         assert!(got == want, "{from} {to} {limit}");
+    }
+}
+
+fn window(log: &dyn HistoryStore, from: i64, to: i64, max: usize) -> Window {
+    log.window(&WindowQuery {
+        from: Timestamp(from),
+        to: Timestamp(to),
+        max_records: max,
+    })
+    .unwrap()
+}
+
+#[test]
+fn window_scans_every_entity_in_a_time_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SegmentLog::open(small_segments(dir.path())).unwrap();
+    let all = fill(&log, 2000, 5);
+    assert!(files(dir.path(), "log").len() > 4);
+    let (from, to) = (T0 + 500_000, T0 + 1_499_000);
+    let w = window(&*log, from, to, 1_000_000);
+    let want: Vec<Report> = all
+        .iter()
+        .filter(|r| from <= r.time.0 && r.time.0 <= to)
+        .map(quantize)
+        .collect();
+    assert_eq!(want.len(), 1000);
+    assert_eq!(w.reports, want);
+    assert!(!w.truncated);
+    // Exactly as many as the limit: all of them, not truncated.
+    let w = window(&*log, from, to, 1000);
+    assert_eq!(w.reports.len(), 1000);
+    assert!(!w.truncated);
+    // Fewer allowed: the newest are kept, oldest first, and the answer says so.
+    let w = window(&*log, from, to, 100);
+    assert_eq!(w.reports, want[900..]);
+    assert!(w.truncated);
+    // Nothing in the window, or a reversed one.
+    assert!(window(&*log, T0 - 10_000, T0 - 1, 10).reports.is_empty());
+    assert!(window(&*log, to, from, 10).reports.is_empty());
+    // Reports still in the segment being written are found too, after reopening as well.
+    drop(log);
+    let log = SegmentLog::open(small_segments(dir.path())).unwrap();
+    assert_eq!(window(&*log, from, to, 1_000_000).reports, want);
+}
+
+#[test]
+fn window_is_bounded_by_the_store_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SegmentLog::open(SegmentLogConfig {
+        max_window_records: 7,
+        ..small_segments(dir.path())
+    })
+    .unwrap();
+    let all = fill(&log, 300, 3);
+    let w = window(&*log, 0, i64::MAX, 1_000_000);
+    let want: Vec<Report> = all[293..].iter().map(quantize).collect();
+    assert_eq!(w.reports, want);
+    assert!(w.truncated);
+    assert!(
+        SegmentLog::open(SegmentLogConfig {
+            max_window_records: 0,
+            ..cfg(tempfile::tempdir().unwrap().path())
+        })
+        .is_err()
+    );
+}
+
+/// A store without its own scan: the trait's default (over `replay`) is used.
+struct Plain(Arc<SegmentLog>);
+
+impl HistoryStore for Plain {
+    fn append(
+        &self,
+        r: &[Report],
+    ) -> Result<rampart_history::Ticket, rampart_history::HistoryError> {
+        self.0.append(r)
+    }
+    fn durable(&self) -> tokio::sync::watch::Receiver<rampart_history::Durable> {
+        self.0.durable()
+    }
+    fn wait_durable(
+        &self,
+        t: rampart_history::Ticket,
+    ) -> Result<(), rampart_history::HistoryError> {
+        self.0.wait_durable(t)
+    }
+    fn track(&self, q: &TrackQuery) -> Result<Vec<Report>, rampart_history::HistoryError> {
+        self.0.track(q)
+    }
+    fn replay(&self, f: &mut dyn FnMut(Report)) -> Result<u64, rampart_history::HistoryError> {
+        self.0.replay(f)
+    }
+    fn enforce_retention(&self, now: Timestamp) -> Result<u64, rampart_history::HistoryError> {
+        self.0.enforce_retention(now)
+    }
+    fn stats(&self) -> rampart_history::HistoryStats {
+        self.0.stats()
+    }
+}
+
+#[test]
+fn the_default_window_scan_agrees_with_the_segment_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SegmentLog::open(small_segments(dir.path())).unwrap();
+    fill(&log, 900, 4);
+    let plain = Plain(log.clone());
+    for (from, to, max) in [
+        (T0, T0 + 900_000, 10_000),
+        (T0 + 100_000, T0 + 350_000, 50),
+        (T0 + 800_000, i64::MAX, 3),
+    ] {
+        assert_eq!(
+            window(&plain, from, to, max),
+            window(&*log, from, to, max),
+            "{from}..{to} max {max}"
+        );
     }
 }
