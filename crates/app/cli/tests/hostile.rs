@@ -367,3 +367,37 @@ async fn connections_per_peer_are_capped_and_counted() {
         "MQTT refusal not counted"
     );
 }
+
+/// A connection that sends nothing (a slowloris that never finishes its request line, or a
+/// forgotten keep-alive) is closed after `[http] idle_timeout_secs`; a busy one is not.
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_http_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("rampart.toml");
+    std::fs::write(&cfg, "[http]\nidle_timeout_secs = 2\n").unwrap();
+    let node = Node::start(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let mut idle = tokio::net::TcpStream::connect(&node.addr).await.unwrap();
+    idle.write_all(b"GET /heal").await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(20), idle.read(&mut buf))
+        .await
+        .expect("the idle connection was not closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1500));
+    // A connection that keeps making requests stays open past the timeout.
+    let mut busy = tokio::net::TcpStream::connect(&node.addr).await.unwrap();
+    for _ in 0..8 {
+        busy.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let n = busy.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the busy connection was closed");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}

@@ -72,6 +72,9 @@ pub struct HttpConfig {
     pub ws_send_timeout_ms: u64,
     /// Most open TCP connections; further clients wait in the kernel's accept queue.
     pub max_connections: usize,
+    /// A connection on which nothing is read or written for this long is closed (0: never).
+    /// WebSocket streams are kept busy by a ping every 30 s.
+    pub idle_timeout_secs: u64,
     /// Most open connections from one source address; more are closed at once and counted
     /// (`rampart_rejected_total{source="http",reason="connections_per_peer"}`).
     pub max_connections_per_peer: usize,
@@ -98,6 +101,7 @@ impl Default for HttpConfig {
             ws_send_timeout_ms: 10_000,
             max_connections: 10_000,
             max_connections_per_peer: rampart_engine::DEFAULT_MAX_CONNECTIONS_PER_PEER,
+            idle_timeout_secs: 300,
             max_history_entities: 5_000,
             max_history_points: 1_000_000,
             max_history_scan_records: 1_000_000,
@@ -280,7 +284,8 @@ pub async fn serve(
         state.cfg.max_connections,
     );
     let listener = CountingListener::new(listener, state.cfg.max_connections, gauge)
-        .with_peer_limit(peers, state.engine.metrics().clone());
+        .with_peer_limit(peers, state.engine.metrics().clone())
+        .with_idle_timeout(Duration::from_secs(state.cfg.idle_timeout_secs));
     let app = router(state).into_make_service_with_connect_info::<PeerAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -16,6 +16,66 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// Closes a connection on which nothing was read or written for a while: a slowloris or a
+/// forgotten keep-alive connection must not hold a connection slot forever. WebSocket
+/// streams stay busy through the pings the stream sends every 30 s.
+pub(crate) struct IdleTimer {
+    after: std::time::Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    /// When the deadline was last pushed back; it moves at most once a second, so busy
+    /// connections do not touch the timer wheel on every read.
+    touched: tokio::time::Instant,
+}
+
+impl IdleTimer {
+    /// A timer of `after`; `None` when it is zero (no idle timeout).
+    pub(crate) fn new(after: std::time::Duration) -> Option<IdleTimer> {
+        if after.is_zero() {
+            return None;
+        }
+        let now = tokio::time::Instant::now();
+        Some(IdleTimer {
+            after,
+            sleep: Box::pin(tokio::time::sleep_until(now + after)),
+            touched: now,
+        })
+    }
+
+    fn touch(&mut self) {
+        let now = tokio::time::Instant::now();
+        if now.duration_since(self.touched) >= std::time::Duration::from_secs(1) {
+            self.touched = now;
+            self.sleep.as_mut().reset(now + self.after);
+        }
+    }
+
+    /// Wraps one poll of the connection: activity pushes the deadline back; a pending
+    /// operation past the deadline fails with `TimedOut`.
+    pub(crate) fn guard<T>(
+        timer: &mut Option<IdleTimer>,
+        cx: &mut Context<'_>,
+        r: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        let Some(t) = timer else { return r };
+        match r {
+            Poll::Ready(r) => {
+                t.touch();
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                if t.sleep.as_mut().poll(cx).is_ready() {
+                    Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "connection idle for too long",
+                    )))
+                } else {
+                    Poll::Pending
+                }
+            }
+        }
+    }
+}
+
 /// Accepts TCP connections, counting and bounding them.
 pub struct CountingListener {
     inner: TcpListener,
@@ -26,6 +86,8 @@ pub struct CountingListener {
         Arc<rampart_engine::PeerLimiter>,
         Arc<rampart_engine::Metrics>,
     )>,
+    /// Idle timeout of each connection (zero: none).
+    idle: std::time::Duration,
 }
 
 impl CountingListener {
@@ -36,7 +98,14 @@ impl CountingListener {
             permits: Arc::new(Semaphore::new(max.max(1))),
             gauge,
             peers: None,
+            idle: std::time::Duration::ZERO,
         }
+    }
+
+    /// Closes connections idle (nothing read or written) for `idle`; zero disables it.
+    pub fn with_idle_timeout(mut self, idle: std::time::Duration) -> Self {
+        self.idle = idle;
+        self
     }
 
     /// Also caps the connections of each source address with `peers`; a connection over the
@@ -57,6 +126,7 @@ pub struct CountedStream {
     gauge: Gauge,
     _permit: OwnedSemaphorePermit,
     _peer: Option<rampart_engine::PeerSlot>,
+    idle: Option<IdleTimer>,
 }
 
 impl Drop for CountedStream {
@@ -99,6 +169,7 @@ impl Listener for CountingListener {
                             gauge: self.gauge.clone(),
                             _permit: permit,
                             _peer: peer,
+                            idle: IdleTimer::new(self.idle),
                         },
                         addr,
                     );
@@ -123,7 +194,9 @@ impl AsyncRead for CountedStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let this = &mut *self;
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        IdleTimer::guard(&mut this.idle, cx, r)
     }
 }
 
@@ -133,7 +206,9 @@ impl AsyncWrite for CountedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let this = &mut *self;
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        IdleTimer::guard(&mut this.idle, cx, r)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -149,7 +224,9 @@ impl AsyncWrite for CountedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let this = &mut *self;
+        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        IdleTimer::guard(&mut this.idle, cx, r)
     }
 
     fn is_write_vectored(&self) -> bool {

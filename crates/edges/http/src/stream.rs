@@ -36,6 +36,10 @@ use tokio::sync::broadcast::error::RecvError;
 /// Most active alerts sent to a client when it connects.
 const STREAM_ALERT_SNAPSHOT: usize = 1_000;
 
+/// How often the stream pings its client: keeps an idle stream within the connection idle
+/// timeout (`[http] idle_timeout_secs`) and notices a dead peer.
+const STREAM_PING: Duration = Duration::from_secs(30);
+
 type AlertRx = tokio::sync::broadcast::Receiver<std::sync::Arc<rampart_rules::AlertEvent>>;
 
 /// The next alert event, or never when the node runs no rules engine.
@@ -349,8 +353,19 @@ async fn serve(
             .await?;
         }
     }
+    // Pings keep an idle stream from the connection idle timeout, and find dead peers.
+    let mut ping = tokio::time::interval(STREAM_PING);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.tick().await;
     loop {
         tokio::select! {
+            _ = ping.tick() => {
+                match tokio::time::timeout(timeout, socket.send(Message::Ping(Default::default()))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return Err("closed"),
+                    Err(_) => return Err("slow"),
+                }
+            }
             alert = next_alert(&mut alerts) => match alert {
                 // An alert's label is fixed when raised: its ack and clear are withheld too.
                 Ok(ev) if sight.caller.may_see(&ev.alert.label) => send(socket, alert_message(&ev), timeout).await?,

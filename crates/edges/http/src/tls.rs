@@ -40,6 +40,7 @@ pub struct TlsIo {
     gauge: Gauge,
     _permit: OwnedSemaphorePermit,
     _peer: rampart_engine::PeerSlot,
+    idle: Option<crate::listener::IdleTimer>,
 }
 
 impl Drop for TlsIo {
@@ -69,7 +70,9 @@ impl AsyncRead for TlsIo {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         self.check(cx)?;
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let this = &mut *self;
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        crate::listener::IdleTimer::guard(&mut this.idle, cx, r)
     }
 }
 
@@ -80,7 +83,9 @@ impl AsyncWrite for TlsIo {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         self.check(cx)?;
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let this = &mut *self;
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        crate::listener::IdleTimer::guard(&mut this.idle, cx, r)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -149,6 +154,7 @@ pub async fn serve_tls(
     );
     let local = listener.local_addr()?;
     let permits = Arc::new(Semaphore::new(state.cfg.max_connections.max(1)));
+    let idle = Duration::from_secs(state.cfg.idle_timeout_secs);
     let peers = rampart_engine::PeerLimiter::new(
         state.cfg.max_connections_per_peer,
         state.cfg.max_connections,
@@ -209,6 +215,7 @@ pub async fn serve_tls(
                     gauge,
                     _permit: permit,
                     _peer: peer,
+                    idle: crate::listener::IdleTimer::new(idle),
                 };
                 let _ = tx.send((io, addr)).await;
             });
