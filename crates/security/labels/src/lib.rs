@@ -280,7 +280,7 @@ impl ClearanceSpec {
 /// "ais-udp" = { classification = "RESTRICTED" }
 /// "cot-tls" = { classification = "SECRET", releasability = ["NATO"] }
 /// ```
-#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LabelsConfig {
     /// Classification levels, lowest first. Empty means [`Levels::default`].
@@ -292,6 +292,18 @@ pub struct LabelsConfig {
     /// The label of reports that carry none, per source (listener kind such as `cot-udp` or
     /// `mqtt`). Sources not listed get `[defaults] classification`.
     pub sources: std::collections::BTreeMap<String, Label>,
+}
+
+impl Default for LabelsConfig {
+    /// The default levels written out (so `rampart config` shows them), no anonymous
+    /// override, no per-source labels.
+    fn default() -> Self {
+        LabelsConfig {
+            levels: Levels::default().names().iter().map(|n| n.to_string()).collect(),
+            anonymous: None,
+            sources: Default::default(),
+        }
+    }
 }
 
 /// The resolved label policy of a node, shared by every edge.
