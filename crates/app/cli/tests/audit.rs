@@ -54,7 +54,8 @@ async fn audit_log_records_changes_and_detects_tampering() {
         .json()
         .await
         .unwrap();
-    assert_eq!(tail0["seq"], 0);
+    // The node's start and its first configuration digest are the first two records.
+    assert_eq!(tail0["seq"], 2);
 
     let r = http
         .post(node.url("/api/v1/devices"))
@@ -88,7 +89,7 @@ async fn audit_log_records_changes_and_detects_tampering() {
         .json()
         .await
         .unwrap();
-    assert_eq!(tail["seq"], 2, "{tail}");
+    assert_eq!(tail["seq"], 4, "{tail}");
     let tail_hash = tail["hash"].as_str().unwrap().to_string();
     assert_eq!(tail_hash.len(), 64);
     node.stop();
@@ -106,28 +107,28 @@ async fn audit_log_records_changes_and_detects_tampering() {
 
     let (good, out, err) = verify(data);
     assert!(good, "{out}{err}");
-    assert!(out.starts_with("ok: 4 records, tail "), "{out}");
+    assert!(out.starts_with("ok: 6 records, tail "), "{out}");
 
     let log = data.join("audit").join("audit.log");
     let original = std::fs::read(&log).unwrap();
     let text = String::from_utf8(original.clone()).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 4);
-    let second: Value = serde_json::from_str(lines[1]).unwrap();
-    assert_eq!(second["hash"], tail_hash.as_str());
+    assert_eq!(lines.len(), 6);
+    let fourth: Value = serde_json::from_str(lines[3]).unwrap();
+    assert_eq!(fourth["hash"], tail_hash.as_str());
     assert_eq!(
-        second["prev"],
-        serde_json::from_str::<Value>(lines[0]).unwrap()["hash"]
+        fourth["prev"],
+        serde_json::from_str::<Value>(lines[2]).unwrap()["hash"]
     );
 
-    // One byte changed in record 2 (the command's name).
+    // One byte changed in record 4 (the command's name).
     let at = text.find("reboot").unwrap();
     let mut flipped = original.clone();
     flipped[at] = b'R';
     std::fs::write(&log, &flipped).unwrap();
     let (good, out, err) = verify(data);
     assert!(!good, "a changed byte verified: {out}");
-    assert!(err.contains("record 2 (line 2)"), "{err}");
+    assert!(err.contains("record 4 (line 4)"), "{err}");
 
     std::fs::write(&log, &original).unwrap();
     assert!(verify(data).0, "the restored log must verify");
@@ -140,12 +141,12 @@ async fn audit_log_records_changes_and_detects_tampering() {
     assert!(err.contains("record 1 (line 1)"), "{err}");
 
     // The last record cut off: the chain alone is intact, the head sidecar says otherwise.
-    let without_last = format!("{}\n", lines[..3].join("\n"));
+    let without_last = format!("{}\n", lines[..5].join("\n"));
     std::fs::write(&log, without_last).unwrap();
     let (good, _, err) = verify(data);
     assert!(!good);
     assert!(
-        err.contains("record 4") && err.contains("truncated"),
+        err.contains("record 6") && err.contains("truncated"),
         "{err}"
     );
 
@@ -169,16 +170,19 @@ async fn audit_log_records_changes_and_detects_tampering() {
     assert_eq!(
         actions,
         [
+            "node.start",
+            "config.change",
             "device.register",
             "command.create",
             "cert.issue",
             "cert.revoke"
         ]
     );
-    assert_eq!(records[0]["actor"], "127.0.0.1");
-    assert_eq!(records[0]["target"], "pump-7");
-    assert_eq!(records[1]["detail"]["command"], "reboot");
-    assert_eq!(records[2]["target"], "sensor-1");
+    // An open node: the API caller has no identity, so the actor is anonymous@address.
+    assert_eq!(records[2]["actor"], "anonymous@127.0.0.1");
+    assert_eq!(records[2]["target"], "pump-7");
+    assert_eq!(records[3]["detail"]["command"], "reboot");
+    assert_eq!(records[4]["target"], "sensor-1");
     for (i, r) in records.iter().enumerate() {
         assert_eq!(r["seq"], i as u64 + 1);
     }
@@ -194,7 +198,8 @@ async fn audit_log_records_changes_and_detects_tampering() {
     node.stop();
     let (good, out, err) = verify(data);
     assert!(good, "{out}{err}");
-    assert!(out.starts_with("ok: 5 records"), "{out}");
+    // The restart adds its node.start (the configuration is unchanged: no config.change).
+    assert!(out.starts_with("ok: 8 records"), "{out}");
 }
 
 #[test]
