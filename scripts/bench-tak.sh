@@ -146,6 +146,17 @@ fts_start() {
     FTS_NOTE="port 8087 or 8080 is already in use"; return 1
   fi
   rm -f "$dir/data/FTSDataBase.db" # a fresh user/client database per start
+  # FreeTAKServer keeps state outside FTS_DB_PATH too. digitalpy's IAM pickles every
+  # connection into its package directory and only removes one on a clean disconnect, so a
+  # server that was stopped keeps its dead connections; the next start sends to them and
+  # fails ("a bytes-like object is required, not 'NoneType'") and relays nothing. Its other
+  # databases live under /opt/fts. Start from none of it.
+  local iam
+  for iam in "$FTS_VENV"/lib/python3*/site-packages/digitalpy/core/IAM/persistence; do
+    [ -d "$iam" ] && rm -f "$iam/connections.json"
+  done
+  rm -f /opt/fts/FTSDataBase.db /opt/fts/CoTManagementRecords.db /opt/fts/MissionRecords.db \
+    /opt/fts/ExCheckRecords.db
   # FTS_DB_PATH is honoured; the rest of its state still goes to /opt/fts.
   (cd "$dir" && FTS_FIRST_START=false FTS_DB_PATH="$dir/data/FTSDataBase.db" \
     exec setsid "../fts-venv/bin/python" -m FreeTAKServer.controllers.services.FTS \

@@ -99,8 +99,11 @@ fn within(v: f64, lo: f64, hi: f64) -> Option<f64> {
     (v.is_finite() && (lo..=hi).contains(&v)).then_some(v)
 }
 
+/// Gathers attributes in fill order. Every key is a distinct `attr` constant, so a list
+/// turned into the map at the end holds what inserting one by one would, and the map is
+/// built in one sorted pass instead of by a search per insert.
 struct AttrSink<'l> {
-    attrs: Attributes,
+    attrs: Vec<(&'static str, AttrValue)>,
     limits: &'l Limits,
 }
 
@@ -108,21 +111,48 @@ impl AttrSink<'_> {
     fn full(&self) -> bool {
         self.attrs.len() >= self.limits.max_attributes
     }
-    fn text(&mut self, key: &str, value: Option<&str>) {
+    fn text(&mut self, key: &'static str, value: Option<&str>) {
         if self.full() {
             return;
         }
         if let Some(v) = value.and_then(|v| fit(v, self.limits.max_attribute_text_len)) {
-            self.attrs.insert(Text::from(key), AttrValue::Text(v));
+            self.attrs.push((key, AttrValue::Text(v)));
         }
     }
-    fn num(&mut self, key: &str, value: Option<f64>) {
+    fn num(&mut self, key: &'static str, value: Option<f64>) {
         if let Some(v) = value.filter(|v| v.is_finite())
             && !self.full()
         {
-            self.attrs.insert(Text::from(key), AttrValue::Num(v));
+            self.attrs.push((key, AttrValue::Num(v)));
         }
     }
+}
+
+/// `limits.validate(r)` for a report whose attributes an [`AttrSink`] filled: their values
+/// are fitted (no control character, within the text limit), finite, and at most
+/// `max_attributes`, so only the names' lengths are left to check, in the order `validate`
+/// checks them (after every other field; label and id, checked last, are unset here).
+fn validate_fitted(limits: &Limits, r: &mut Report) -> Result<(), FieldError> {
+    if r.label.is_some() || r.id.is_some() {
+        return limits.validate(r);
+    }
+    let attrs = std::mem::take(&mut r.attributes);
+    let rest = limits.validate(r);
+    r.attributes = attrs;
+    rest?;
+    for k in r.attributes.keys() {
+        if k.len() > limits.max_attribute_key_len {
+            return Err(FieldError::new(
+                "attributes",
+                format!(
+                    "too long: {} bytes, the limit is {}",
+                    k.len(),
+                    limits.max_attribute_key_len
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl CotEvent {
@@ -164,7 +194,7 @@ impl CotEvent {
         r.stale = Some(self.stale.max(self.time));
 
         let mut a = AttrSink {
-            attrs: Attributes::new(),
+            attrs: Vec::with_capacity(16),
             limits,
         };
         a.num(
@@ -214,9 +244,19 @@ impl CotEvent {
         a.text(attr::OPEX, self.opex.as_deref());
         a.text(attr::CAVEAT, self.caveat.as_deref());
         a.text(attr::RELEASABLE_TO, self.releasable_to.as_deref());
-        r.attributes = a.attrs;
+        // Sorted here on the plain names (most differ in their first byte), the map's own
+        // sort finds them in order; the names are static, so no key allocates.
+        let mut attrs = a.attrs;
+        attrs.sort_unstable_by(|x, y| {
+            let (x, y) = (x.0.as_bytes(), y.0.as_bytes());
+            x.first().cmp(&y.first()).then_with(|| x.cmp(y))
+        });
+        r.attributes = attrs
+            .into_iter()
+            .map(|(k, v)| (Text::const_new(k), v))
+            .collect();
 
-        limits.validate(&r)?;
+        validate_fitted(limits, &mut r)?;
         Ok(r)
     }
 

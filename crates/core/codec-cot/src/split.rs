@@ -14,6 +14,9 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use crate::xml::parse::{parse_fast_prefix, suspicious_byte};
+use crate::{CotEvent, CotLimits};
+
 /// Why the stream cannot be split any further. The caller closes the connection.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SplitError {
@@ -132,6 +135,61 @@ impl XmlStreamSplitter {
             max_frame,
             failed: None,
         }
+    }
+
+    /// Splits off and parses the next event in one pass, when it is in the plain XML subset
+    /// TAK clients write (see `parse_fast_prefix`), is complete in the buffer and fits the
+    /// limits. `None` means "use [`Self::next_frame`] and [`crate::parse_xml`]", which then
+    /// decide, with their usual results and errors; whenever this returns an event, they
+    /// would have returned the same frame and the same event.
+    ///
+    /// The frame comes back in its own allocation (a relay cache may keep it long after the
+    /// read buffer is gone).
+    ///
+    /// Only tried between frames: white space and `<?…?>` declarations before the event are
+    /// skipped as the lexer skips them; comments or anything else leave it to the lexer.
+    pub fn next_event(&mut self, limits: &CotLimits) -> Option<(Bytes, CotEvent)> {
+        if self.failed.is_some()
+            || self.pos != 0
+            || self.frame_start.is_some()
+            || self.state != Lex::Text
+        {
+            return None;
+        }
+        let b = &self.buf[..];
+        // What the lexer drops before a frame: white space and processing instructions.
+        let mut skip = 0;
+        loop {
+            skip += b[skip..].iter().position(|c| !c.is_ascii_whitespace())?;
+            if b.get(skip..skip + 2) != Some(b"<?") {
+                break;
+            }
+            skip += 2 + memchr::memmem::find(&b[skip + 2..], b"?>")? + 2;
+        }
+        // The root element ends at an `</event>`; try the first one. Should it not be the
+        // root's (one in an attribute value, or a nested `<event>`), the fast reader meets the
+        // end of its input inside the root and gives up.
+        let rest = &b[skip..];
+        let len = memchr::memmem::find(rest, b"</event>")? + b"</event>".len();
+        // The lexer fails a frame that, with what it skipped before it, exceeds `max_frame`
+        // (a conservative bound: beyond it the lexer decides).
+        if len > limits.max_event_bytes || skip + len > self.max_frame {
+            return None;
+        }
+        let candidate = &rest[..len];
+        // The checks parse_xml makes on the whole document (a stricter form of check_chars).
+        if candidate
+            .iter()
+            .fold(false, |acc, &c| acc | suspicious_byte(c))
+        {
+            return None;
+        }
+        let text = std::str::from_utf8(candidate).ok()?;
+        let (event, len) = parse_fast_prefix(text, limits)?;
+        let frame = Bytes::copy_from_slice(&rest[..len]);
+        self.buf.advance(skip + len);
+        self.offset += (skip + len) as u64;
+        Some((frame, event))
     }
 
     /// Appends bytes read from the connection. Call [`Self::next_frame`] until it returns

@@ -214,3 +214,38 @@ fn entity_to_cot() {
     };
     assert_eq!(CotEvent::from_entity(&e), CotEvent::from_report(&r));
 }
+
+/// `to_report_with` validates only what fitting cannot guarantee; what it returns and the
+/// errors it gives are still exactly `Limits::validate`'s, attribute names included.
+#[test]
+fn report_validation_matches_the_model() {
+    for name in [
+        "pli-atak.xml",
+        "geochat.xml",
+        "emergency.xml",
+        "marker-spot.xml",
+    ] {
+        let ev = sample(name);
+        let r = ev.to_report().unwrap();
+        Limits::default().validate(&r).unwrap();
+        // The map is in key order and holds each attribute once, as inserting would.
+        let keys: Vec<&str> = r.attributes.keys().map(|k| k.as_str()).collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(keys, sorted, "{name}");
+        // A name limit below the longest name used fails as the model fails it.
+        let longest = keys.iter().map(|k| k.len()).max().unwrap();
+        let tight = Limits {
+            max_attribute_key_len: longest - 1,
+            ..Limits::default()
+        };
+        let err = ev.to_report_with(&tight).unwrap_err();
+        assert_eq!(err, tight.validate(&r).unwrap_err(), "{name}");
+        assert_eq!(err.field, "attributes");
+        // An earlier field still fails first.
+        let mut bad = ev.clone();
+        bad.point.lon = 181.0;
+        assert_eq!(bad.to_report_with(&tight).unwrap_err().field, "lon");
+    }
+}

@@ -241,3 +241,100 @@ fn proto_stream_errors() {
         Some(rampart_codec_cot::proto::TakMessage::default())
     );
 }
+
+/// One frame and its event, or the error that ended the stream.
+type Outcome = Result<(Vec<u8>, CotEvent), String>;
+
+/// What a connection makes of its stream: each frame and its event, or the error that ends
+/// it (a splitter error or a parse error, as text). `fast` also tries the one-pass path.
+fn outcomes(chunks: &[&[u8]], max: usize, limits: &CotLimits, fast: bool) -> (Vec<Outcome>, usize) {
+    let mut s = XmlStreamSplitter::new(max);
+    let mut out = Vec::new();
+    let mut hits = 0;
+    for c in chunks {
+        s.push(c);
+        loop {
+            if fast && let Some((frame, ev)) = s.next_event(limits) {
+                hits += 1;
+                out.push(Ok((frame.to_vec(), ev)));
+                continue;
+            }
+            match s.next_frame() {
+                Ok(Some(f)) => match parse_xml(&f, limits) {
+                    Ok(ev) => out.push(Ok((f.to_vec(), ev))),
+                    Err(e) => {
+                        out.push(Err(e.to_string()));
+                        return (out, hits);
+                    }
+                },
+                Ok(None) => break,
+                Err(e) => {
+                    out.push(Err(e.to_string()));
+                    return (out, hits);
+                }
+            }
+        }
+    }
+    (out, hits)
+}
+
+fn samples() -> Vec<String> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/samples");
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect()
+}
+
+/// The one-pass path (`next_event`) gives exactly what the lexer and the full parser give,
+/// for every sample, under every way the stream can be cut, and before every kind of error.
+#[test]
+fn one_pass_path_matches_split_then_parse() {
+    let limits = CotLimits::default();
+    let mut good = samples().join("\n");
+    good.push_str(&format!(
+        "{A}<?xml version='1.0'?>{B}\r\n\t {C}<?xml version=\"1.0\"?>\n<event uid=\"d\" type=\"a-f-G\" time=\"2024-01-01T00:00:00Z\" stale=\"2024-01-01T00:05:00Z\"><point lat=\"1\" lon=\"2\"/><detail><contact callsign=\"é&amp;\"/></detail></event>"
+    ));
+    let tails: [&[u8]; 7] = [
+        b"",
+        b"junk",
+        b"<event uid=\"x\"/>",
+        b"<!DOCTYPE x>",
+        b"<auth><cot username=\"u\"/></auth>",
+        b"<event uid=\"x\" type=\"a\" time=\"2024-01-01T00:00:00Z\" stale=\"2024-01-01T00:00:01Z\"><point lat=\"1\" lon=\"2\"/>\x01</event>",
+        b"<event uid=\"x\" type=\"a\" time=\"2024-01-01T00:00:00Z\" stale=\"2024-01-01T00:00:01Z\"><point lat=\"1\" lon=\"2\"/></event></x>",
+    ];
+    let mut total_hits = 0;
+    for tail in tails {
+        let mut bytes = good.clone().into_bytes();
+        bytes.extend_from_slice(tail);
+        for max in [64 * 1024, 600] {
+            let whole = outcomes(&[&bytes], max, &limits, false).0;
+            // With the small limit the stream fails at the first large sample.
+            assert!(max < 64 * 1024 || whole.len() > 10, "{whole:?}");
+            let (fast, hits) = outcomes(&[&bytes], max, &limits, true);
+            assert_eq!(fast, whole);
+            total_hits += hits;
+            for cut in (0..=bytes.len()).step_by(7) {
+                let chunks = [&bytes[..cut], &bytes[cut..]];
+                assert_eq!(
+                    outcomes(&chunks, max, &limits, true).0,
+                    whole,
+                    "cut at {cut}"
+                );
+            }
+        }
+        let bytewise: Vec<&[u8]> = bytes.chunks(1).collect();
+        assert_eq!(
+            outcomes(&bytewise, 64 * 1024, &limits, true).0,
+            outcomes(&[&bytes], 64 * 1024, &limits, false).0
+        );
+    }
+    // The fast path must actually be taken (most samples are plain XML).
+    assert!(total_hits > 50, "{total_hits}");
+}

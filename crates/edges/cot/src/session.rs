@@ -157,13 +157,21 @@ impl Session {
         loop {
             match &mut self.input {
                 Input::Xml(splitter) => {
-                    let frame = splitter
-                        .next_frame()
-                        .map_err(|e| Close::new(e.reason(), e.to_string()))?;
-                    let Some(frame) = frame else { return Ok(()) };
-                    let frame = own_frame(&frame);
-                    let event = parse_xml(&frame, &self.limits)
-                        .map_err(|e| Close::new(e.reason(), e.to_string()))?;
+                    // One pass for the plain XML clients write; the lexer and the full parser
+                    // for everything else (and for every error).
+                    let (frame, event) = match splitter.next_event(&self.limits) {
+                        Some(fast) => fast,
+                        None => {
+                            let frame = splitter
+                                .next_frame()
+                                .map_err(|e| Close::new(e.reason(), e.to_string()))?;
+                            let Some(frame) = frame else { return Ok(()) };
+                            let frame = own_frame(&frame);
+                            let event = parse_xml(&frame, &self.limits)
+                                .map_err(|e| Close::new(e.reason(), e.to_string()))?;
+                            (frame, event)
+                        }
+                    };
                     if self.on_event(event, Some(frame)) {
                         // Switched to protobuf: whatever followed the request is protobuf.
                         if let Input::Xml(old) = &mut self.input {

@@ -67,6 +67,36 @@ pub fn parse_xml(input: &[u8], limits: &CotLimits) -> Result<CotEvent, CotError>
     Ok(ev)
 }
 
+/// Parses the `<event>` root element that `text` starts with, where `text` may go on past
+/// it (the rest of a stream read), with the fast reader only. Returns the event and the
+/// length of the root element, or `None` whenever the fast reader does not take it.
+///
+/// `text` must already have passed the checks [`parse_xml`] makes on a whole document (UTF-8,
+/// [`check_chars`], no byte-order mark), and the caller must bound the returned length by
+/// `limits.max_event_bytes`. Then the event is the one `parse_xml` returns for
+/// `&text[..len]`: that runs this same reader over the same bytes and then finds nothing
+/// after the root. On `None`, the caller splits and parses the usual way.
+pub(crate) fn parse_fast_prefix(text: &str, limits: &CotLimits) -> Option<(CotEvent, usize)> {
+    if !text.starts_with('<') {
+        return None;
+    }
+    let mut p = Parser::with_fast(text, limits);
+    let mut ev = blank_event();
+    match p.next().ok()? {
+        (0, Event::Start(e)) if local_name(&e) == b"event" => p.event(&e, 0, true, &mut ev),
+        (0, Event::Empty(e)) if local_name(&e) == b"event" => p.event(&e, 0, false, &mut ev),
+        _ => return None,
+    }
+    .ok()?;
+    Some((ev, p.pos()))
+}
+
+/// Whether `b` may hold a character [`check_chars`] rejects: a C0 control other than tab,
+/// LF and CR, or `0xEF`, the first byte of U+FFFE, U+FFFF (and of the byte-order mark).
+pub(crate) fn suspicious_byte(b: u8) -> bool {
+    (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0xef
+}
+
 /// The event the parser fills in.
 fn blank_event() -> CotEvent {
     let mut ev = CotEvent::new("", "", Timestamp(0), Timestamp(0));
