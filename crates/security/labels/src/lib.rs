@@ -299,7 +299,11 @@ impl Default for LabelsConfig {
     /// override, no per-source labels.
     fn default() -> Self {
         LabelsConfig {
-            levels: Levels::default().names().iter().map(|n| n.to_string()).collect(),
+            levels: Levels::default()
+                .names()
+                .iter()
+                .map(|n| n.to_string())
+                .collect(),
             anonymous: None,
             sources: Default::default(),
         }
