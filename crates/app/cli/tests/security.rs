@@ -414,6 +414,71 @@ async fn pytak_connects_with_a_pkcs12_bundle() {
     assert!(!out.status.success());
 }
 
+/// A certificate owns the uids it reports its position under: once alice's client has sent
+/// its PLI as `ANDROID-alice`, mallory's certificate (or a client without one) cannot move
+/// that entity, and is counted; mallory's own uid still works.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_certificate_owns_the_uids_it_reports_under() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_tls_node(&dir, false, "");
+    let f = Files::new(&node.data);
+    for name in ["alice", "mallory"] {
+        pki(&node.data, &["issue", "user", name, "--p12-password", "pw"]);
+    }
+    let alice = (f.cert("alice"), f.key("alice"));
+    let mallory = (f.cert("mallory"), f.key("mallory"));
+    let e = cot_over_openssl(&node, &f, "ANDROID-alice", Some((&alice.0, &alice.1)), &[])
+        .await
+        .expect("alice's PLI reached the picture");
+    assert_eq!(e["provenance"]["identity"], "alice");
+
+    // Mallory sends a PLI under alice's uid, from elsewhere, then one under her own.
+    let spoof = format!(
+        "<event version=\"2.0\" uid=\"ANDROID-alice\" type=\"a-f-G-U-C\" how=\"m-g\" time=\"{t}\" start=\"{t}\" stale=\"{s}\">\
+         <point lat=\"10.5\" lon=\"20.5\" hae=\"0\" ce=\"10\" le=\"10\"/>\
+         <detail><contact callsign=\"ALICE\"/></detail></event>",
+        t = time(1_000),
+        s = time(300_000)
+    );
+    let mut child = s_client(
+        node.listener("cot-tls"),
+        &f.ca,
+        Some((&mallory.0, &mallory.1)),
+        &[],
+    );
+    let stdin = child.stdin.as_mut().unwrap();
+    stdin.write_all(spoof.as_bytes()).unwrap();
+    stdin
+        .write_all(cot_event("ANDROID-mallory").as_bytes())
+        .unwrap();
+    let own = entity(&node, "ANDROID-mallory", Duration::from_secs(10)).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        own.expect("mallory's own uid works")["provenance"]["identity"],
+        "mallory"
+    );
+    // Her own PLI came after the spoof on the same connection: the spoof was handled.
+    let e = entity(&node, "ANDROID-alice", Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        e["provenance"]["identity"], "alice",
+        "mallory moved alice: {e}"
+    );
+    let text = reqwest::get(node.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("rampart_cot_uid_refused_total ") && l.ends_with(" 1")),
+        "refusal not counted"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn signed_cot_over_udp() {
     let dir = tempfile::tempdir().unwrap();

@@ -5,11 +5,14 @@
 //! its reports' labels; CoT-originated events were already routed, verbatim, by the sessions,
 //! with their own report's label). On start it also fills the late-joiner cache from the picture,
 //! so clients connecting after a restart see the picture rebuilt from history.
+//!
+//! It subscribes with an interest that excludes CoT sources, so when it is the engine's only
+//! subscriber, CoT ingest builds no deltas at all.
 
 use std::sync::Arc;
 
 use rampart_codec_cot::CotEvent;
-use rampart_engine::Delta;
+use rampart_engine::{Delta, Interest};
 use rampart_model::Entity;
 use rampart_picture::Query;
 use tokio::sync::broadcast::error::RecvError;
@@ -17,8 +20,11 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::CotEdge;
 use crate::frame;
 
+/// Source names of the CoT listeners start with this.
+const COT_SOURCE_PREFIX: &str = "cot-";
+
 fn from_cot(e: &Entity) -> bool {
-    e.provenance.source.starts_with("cot-")
+    e.provenance.source.starts_with(COT_SOURCE_PREFIX)
 }
 
 fn publish(edge: &CotEdge, e: &Entity) {
@@ -38,11 +44,16 @@ fn publish(edge: &CotEdge, e: &Entity) {
 
 /// Runs until the engine goes away.
 pub async fn run_bridge(edge: Arc<CotEdge>) {
-    let mut sub = edge.engine.subscribe(&Query {
-        stale: Some(false),
-        limit: Some(edge.cfg.max_cached_events),
-        ..Query::default()
-    });
+    let mut sub = edge.engine.subscribe_with(
+        &Query {
+            stale: Some(false),
+            limit: Some(edge.cfg.max_cached_events),
+            ..Query::default()
+        },
+        Interest {
+            exclude_source_prefixes: vec![COT_SOURCE_PREFIX.to_owned()],
+        },
+    );
     for e in std::mem::take(&mut sub.snapshot) {
         publish(&edge, &e);
     }

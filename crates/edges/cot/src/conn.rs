@@ -102,12 +102,18 @@ impl<R: AsyncRead + Unpin + Send> Reader for StreamReader<R> {
 /// Resolves when the client's certificate is revoked (never for clients without one).
 type Revoked = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// Who a connected client is: its certificate CN when `authenticated`, else its address.
+struct Who {
+    identity: String,
+    authenticated: bool,
+    clearance: rampart_labels::Clearance,
+}
+
 /// Serves one client until it leaves or is closed.
 async fn serve<R: Reader, W: AsyncWrite + Unpin + Send>(
     mut reader: R,
     mut wr: W,
-    identity: String,
-    clearance: rampart_labels::Clearance,
+    who: Who,
     edge: Arc<CotEdge>,
     kind: &'static str,
     revoked: Option<Revoked>,
@@ -115,7 +121,15 @@ async fn serve<R: Reader, W: AsyncWrite + Unpin + Send>(
     let mut revoked = revoked.unwrap_or_else(|| Box::pin(std::future::pending()));
     let gauge = edge.metrics.connection_gauge(kind);
     gauge.inc();
+    let Who {
+        identity,
+        authenticated,
+        clearance,
+    } = who;
     let mut session = Session::new(edge.clone(), kind, &identity, clearance);
+    if authenticated {
+        session.set_authenticated(&identity);
+    }
     let client = session.client.clone();
     let write_timeout = Duration::from_secs(edge.cfg.write_timeout_secs.max(1));
     let idle = Duration::from_secs(edge.cfg.idle_timeout_secs.max(1));
@@ -245,8 +259,11 @@ pub async fn run_tcp_listener(listener: TcpListener, edge: Arc<CotEdge>, kind: &
         serve(
             TcpReader(rd),
             wr,
-            addr.to_string(),
-            clearance,
+            Who {
+                identity: addr.to_string(),
+                authenticated: false,
+                clearance,
+            },
             edge,
             kind,
             None,
@@ -288,6 +305,7 @@ pub async fn run_tls_listener(
             // clearance is the CN's in `[cot.clearances]`, and a revocation closes it within the
             // watch's polling interval. Without one (`tls_client_auth` optional or none) it is
             // anonymous.
+            let authenticated = rampart_pki::peer_identity(tls.get_ref().1).is_some();
             let (identity, clearance, revoked) = match rampart_pki::peer_identity(tls.get_ref().1) {
                 Some(id) => {
                     let revoked = edge
@@ -304,7 +322,12 @@ pub async fn run_tls_listener(
                 rd,
                 buf: vec![0; TLS_READ_BYTES],
             };
-            serve(reader, wr, identity, clearance, edge, kind, revoked).await;
+            let who = Who {
+                identity,
+                authenticated,
+                clearance,
+            };
+            serve(reader, wr, who, edge, kind, revoked).await;
         }
     })
     .await;

@@ -21,6 +21,7 @@
 mod bridge;
 mod conn;
 mod frame;
+pub mod owners;
 pub mod router;
 mod session;
 pub mod tls;
@@ -109,6 +110,11 @@ pub struct CotConfig {
     /// clients without a certificate (and every `cot-tcp`, `cot-udp`, `cot-mesh` client) get
     /// `[labels] anonymous`.
     pub clearances: BTreeMap<String, ClearanceSpec>,
+    /// Bind a uid to the certificate CN whose client first reports its position under it;
+    /// then only that CN may send events with that uid (see [`owners`]).
+    pub bind_uids: bool,
+    /// Most uids bound to certificate identities; when full, new uids are not bound (counted).
+    pub max_bound_uids: usize,
 }
 
 impl Default for CotConfig {
@@ -127,6 +133,8 @@ impl Default for CotConfig {
             tls_cert: None,
             tls_key: None,
             tls_client_auth: rampart_pki::ClientAuth::Required,
+            bind_uids: true,
+            max_bound_uids: 100_000,
             require_signatures: false,
             max_clock_skew_secs: 30,
             clearances: BTreeMap::new(),
@@ -184,6 +192,8 @@ pub(crate) struct CotMetrics {
     pub bridge_lagged: Counter,
     pub signature_refusals: Family<ReasonLabel, Counter>,
     pub label_withheld: Counter,
+    pub uid_refused: Counter,
+    pub uid_unbound_full: Counter,
 }
 
 impl CotMetrics {
@@ -196,6 +206,8 @@ impl CotMetrics {
             bridge_lagged: m.register_counter("cot_bridge_lagged", "Entity update batches the CoT bridge fell behind on (TAK clients get the next update)"),
             signature_refusals: m.register_reason_counter("cot_signature_refusals", "CoT datagrams refused by signature checks, by reason (unsigned, malformed, unknown_key, bad_signature, replay, stale, future)"),
             label_withheld: m.register_counter("cot_label_withheld", "CoT events (live or in a late joiner's picture) not sent to a TAK client because its clearance does not permit their label"),
+            uid_refused: m.register_counter("cot_uid_refused", "CoT events refused because their uid is bound to another certificate identity (uid spoofing)"),
+            uid_unbound_full: m.register_counter("cot_uid_unbound_full", "Position reports whose uid could not be bound to their certificate identity because max_bound_uids was reached"),
         }
     }
 
@@ -225,6 +237,8 @@ pub struct CotEdge {
     /// Sees every event from stream clients (before `t-x-*` events are dropped), set once by
     /// the node: the rules engine turns drawings into geofences with it.
     pub(crate) event_hook: std::sync::OnceLock<EventHook>,
+    /// uid → certificate CN bindings (`bind_uids`).
+    pub(crate) owners: owners::UidOwners,
 }
 
 /// A function shown every event TAK stream clients send. It must not block (hand work off).
@@ -257,6 +271,7 @@ impl CotEdge {
     ) -> Arc<CotEdge> {
         let metrics = engine.metrics().clone();
         let cot_metrics = CotMetrics::new(&metrics);
+        let cfg_max_bound = cfg.max_bound_uids;
         Arc::new(CotEdge {
             router: Router::with_levels(
                 cfg.max_queue_bytes,
@@ -273,6 +288,7 @@ impl CotEdge {
             server_uid: "Rampart".to_string(),
             security: std::sync::OnceLock::new(),
             event_hook: std::sync::OnceLock::new(),
+            owners: owners::UidOwners::new(cfg_max_bound),
         })
     }
 

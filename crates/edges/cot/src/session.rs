@@ -60,6 +60,9 @@ pub(crate) struct Session {
     /// The routing label of this client's events: its listener's default label, which its
     /// reports get in the engine (no CoT detail carries a label the codec reads).
     label: Option<Arc<rampart_model::Label>>,
+    /// The certificate CN of an authenticated client (`None`: unauthenticated), which owns
+    /// the uids it reports its position under (`[cot] bind_uids`).
+    owner: Option<Arc<str>>,
 }
 
 /// The event's bytes as relayed to streaming clients. The splitter's frames already start at
@@ -104,7 +107,13 @@ impl Session {
             last_rx: Instant::now(),
             reports: Vec::new(),
             label,
+            owner: None,
         }
+    }
+
+    /// Marks the client as authenticated as `cn` (a `cot-tls` client certificate).
+    pub fn set_authenticated(&mut self, cn: &str) {
+        self.owner = Some(Arc::from(cn));
     }
 
     /// Absorbs bytes from the client: routes its events, answers control events, and hands
@@ -225,6 +234,30 @@ impl Session {
             return false;
         }
         self.edge.cot_metrics.events_in.inc();
+        if self.edge.cfg.bind_uids {
+            // A position report of its own binds the uid to an authenticated sender.
+            let claim = event.cot_type.starts_with("a-") && event.detail.contact.is_some();
+            let (verdict, full) = self
+                .edge
+                .owners
+                .check(&event.uid, self.owner.as_deref(), claim);
+            if full {
+                self.edge.cot_metrics.uid_unbound_full.inc();
+            }
+            if let crate::owners::Verdict::Foreign(owner) = verdict {
+                self.edge.cot_metrics.uid_refused.inc();
+                self.edge
+                    .metrics
+                    .reject(self.kind, "uid_bound_to_another_identity", 1);
+                tracing::warn!(
+                    uid = %event.uid,
+                    owner = %owner,
+                    sender = %self.provenance.identity,
+                    "CoT event refused: its uid belongs to another certificate identity"
+                );
+                return false;
+            }
+        }
         if event.cot_type.starts_with("a-")
             && let Some(callsign) = event.callsign()
         {
