@@ -1,5 +1,6 @@
 //! `rampart_history::SegmentLog::open` on a directory holding one fuzzed segment file (and
-//! optionally a fuzzed sidecar index), then replay, track queries, stats, close and a second
+//! optionally a fuzzed sidecar index), then replay, track queries, time-window scans (the
+//! console's playback; the answer stays within its bound and sorted), stats, close and a second
 //! open of what the first left behind. Recovery must never panic, whatever the files hold.
 //!
 //! Input layout (see `fuzz/README.md`):
@@ -20,7 +21,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rampart_history::{HistoryStore, SegmentLog, SegmentLogConfig, TrackQuery};
+use rampart_history::{HistoryStore, SegmentLog, SegmentLogConfig, TrackQuery, WindowQuery};
 use rampart_model::Timestamp;
 
 const SEP: &[u8] = b"#FRAME#";
@@ -90,6 +91,27 @@ fn exercise(dir: &std::path::Path) {
                 to: Timestamp(i64::MAX),
                 limit,
             });
+        }
+    }
+    for (from, to, max_records) in [
+        (i64::MIN, i64::MAX, 3),
+        (i64::MIN, i64::MAX, 100_000),
+        (1_700_000_000_000, 1_700_000_100_000, 50),
+    ] {
+        if let Ok(w) = log.window(&WindowQuery {
+            from: Timestamp(from),
+            to: Timestamp(to),
+            max_records,
+        }) {
+            assert!(w.reports.len() <= max_records, "window over its bound");
+            assert!(
+                w.reports.windows(2).all(|p| p[0].time <= p[1].time),
+                "window not sorted by time"
+            );
+            assert!(
+                w.reports.iter().all(|r| r.time.0 >= from && r.time.0 <= to),
+                "window holds a report outside it"
+            );
         }
     }
     let _ = log.stats();
