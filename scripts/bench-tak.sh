@@ -71,8 +71,10 @@ start_rampart() {
   local data log
   data=$(mktemp -d -p target/tmp rampart-tak.XXXXXX 2>/dev/null || mktemp -d)
   log="$OUT/rampart-server-$1.log"
-  setsid "$BIN" serve --data "$data" --listen cot-tcp=127.0.0.1:0 --listen http=127.0.0.1:0 \
-    >"$log" 2>&1 &
+  # Every load-generator connection comes from 127.0.0.1: lift the per-address cap.
+  printf '[cot]\nmax_connections_per_peer = 30000\n' >"$data.toml"
+  setsid "$BIN" serve --data "$data" --config "$data.toml" --listen cot-tcp=127.0.0.1:0 \
+    --listen http=127.0.0.1:0 >"$log" 2>&1 &
   R_PID=$!
   PGIDS+=("$R_PID")
   R_COT=""; R_HTTP=""

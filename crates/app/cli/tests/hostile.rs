@@ -252,7 +252,7 @@ async fn connections_per_peer_are_capped_and_counted() {
     std::fs::write(
         &cfg,
         "[http]\nmax_connections_per_peer = 2\n[feeds.limits]\nmax_connections_per_peer = 1\n\
-         [mqtt]\nmax_connections_per_peer = 1\n",
+         [mqtt]\nmax_connections_per_peer = 1\n[cot]\nmax_connections_per_peer = 1\n",
     )
     .unwrap();
     let node = Node::start(
@@ -264,6 +264,8 @@ async fn connections_per_peer_are_capped_and_counted() {
             "nmea-tcp=127.0.0.1:0",
             "--listen",
             "mqtt=127.0.0.1:0",
+            "--listen",
+            "cot-tcp=127.0.0.1:0",
         ],
     );
     let addr = node.addr.clone();
@@ -365,6 +367,36 @@ async fn connections_per_peer_are_capped_and_counted() {
             && l.contains("mqtt")
             && !l.starts_with('#')),
         "MQTT refusal not counted"
+    );
+
+    // TAK: likewise; the first client gets the server's protocol offer, the second nothing.
+    let cot = node.listener("cot-tcp");
+    let mut first = tokio::net::TcpStream::connect(cot).await.unwrap();
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), first.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(n > 0, "the first TAK client got nothing");
+    let mut second = tokio::net::TcpStream::connect(cot).await.unwrap();
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), second.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0, "a second TAK connection from one address was kept");
+    let metrics = c
+        .get(node.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("rampart_cot_disconnects_total")
+                && l.contains("connections_per_peer")),
+        "TAK refusal not counted"
     );
 }
 

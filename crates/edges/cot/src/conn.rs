@@ -229,17 +229,29 @@ async fn accept_loop<F, Fut>(
     Fut: Future<Output = ()> + Send + 'static,
 {
     let permits = Arc::new(Semaphore::new(edge.cfg.max_connections.max(1)));
+    let peers = rampart_engine::PeerLimiter::new(
+        edge.cfg.max_connections_per_peer,
+        edge.cfg.max_connections,
+    );
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
         };
         match listener.accept().await {
             Ok((stream, addr)) => {
+                let slot = match peers.admit(addr.ip()) {
+                    Ok(slot) => slot,
+                    Err(why) => {
+                        edge.cot_metrics.disconnect(why.reason());
+                        tracing::debug!(kind, peer = %addr, reason = why.reason(), "TAK connection refused");
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
                 let fut = handle(stream, addr, edge.clone());
                 tokio::spawn(async move {
                     fut.await;
-                    drop(permit);
+                    drop((permit, slot));
                 });
             }
             Err(e) => {

@@ -83,6 +83,9 @@ pub struct CotConfig {
     pub write_linger_ms: u64,
     /// Most concurrent TCP/TLS connections per listener.
     pub max_connections: usize,
+    /// Most concurrent connections from one source address per listener; more are closed at
+    /// once and counted (`rampart_cot_disconnects_total{reason="connections_per_peer"}`).
+    pub max_connections_per_peer: usize,
     /// Entities whose latest event is kept for late joiners.
     pub max_cached_events: usize,
     /// Offer TAK protocol v1 (`t-x-takp-v`) to every streaming client on connect.
@@ -127,6 +130,7 @@ impl Default for CotConfig {
             write_timeout_secs: 10,
             write_linger_ms: 5,
             max_connections: 20_000,
+            max_connections_per_peer: 1_024,
             max_cached_events: 200_000,
             offer_protocol: true,
             channels: HashMap::new(),
