@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Node, eventually};
+use common::{Node, eventually, python};
 use rampart_codec_adsb::{EmitterCategory, encode};
 use rampart_model::Timestamp;
 use serde_json::{Value, json};
@@ -28,20 +28,6 @@ const KNOTS: f64 = 1852.0 / 3600.0;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-fn python() -> PathBuf {
-    let path = std::env::var_os("RAMPART_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../target/pyenv/bin/python")
-        });
-    assert!(
-        path.exists(),
-        "the Python test interpreter {} is missing: run scripts/python-env (or set RAMPART_PYTHON)",
-        path.display()
-    );
-    path
-}
 
 /// Runs the oracle script with `args` and parses its JSON output.
 fn oracle(args: &[&str]) -> Value {

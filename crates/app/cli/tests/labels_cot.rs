@@ -14,6 +14,8 @@
 
 mod common;
 
+use common::python;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -31,20 +33,6 @@ required = true
 "alice" = { level = "SECRET", groups = ["NATO"] }
 "carol" = { level = "CONFIDENTIAL" }
 "#;
-
-fn python() -> PathBuf {
-    let path = std::env::var_os("RAMPART_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../target/pyenv/bin/python")
-        });
-    assert!(
-        path.exists(),
-        "the Python test interpreter {} is missing: run scripts/python-env (or set RAMPART_PYTHON)",
-        path.display()
-    );
-    path
-}
 
 fn rampart(args: &[&str], data: &Path) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_rampart"))

@@ -14,22 +14,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Node, eventually, time};
+use common::{Node, eventually, python, time};
 use serde_json::{Value, json};
-
-fn python() -> PathBuf {
-    let path = std::env::var_os("RAMPART_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../target/pyenv/bin/python")
-        });
-    assert!(
-        path.exists(),
-        "the Python test interpreter {} is missing: run scripts/python-env (or set RAMPART_PYTHON)",
-        path.display()
-    );
-    path
-}
 
 fn start(dir: &tempfile::TempDir, extra: &[&str]) -> Node {
     let mut args = vec!["--listen", "mqtt=127.0.0.1:0"];

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Node, eventually, time};
+use common::{Node, eventually, python, time};
 use rampart_pki::DeviceSigningKey;
 use serde_json::Value;
 
@@ -38,20 +38,6 @@ fn pki(data: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn python() -> PathBuf {
-    let path = std::env::var_os("RAMPART_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../target/pyenv/bin/python")
-        });
-    assert!(
-        path.exists(),
-        "the Python test interpreter {} is missing: run scripts/python-env (or set RAMPART_PYTHON)",
-        path.display()
-    );
-    path
 }
 
 struct Files {

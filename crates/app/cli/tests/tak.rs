@@ -15,27 +15,13 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Node, eventually};
+use common::{Node, eventually, python};
 use futures_util::StreamExt;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-fn python() -> PathBuf {
-    let path = std::env::var_os("RAMPART_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../target/pyenv/bin/python")
-        });
-    assert!(
-        path.exists(),
-        "the Python test interpreter {} is missing: run scripts/python-env (or set RAMPART_PYTHON)",
-        path.display()
-    );
-    path
-}
 
 /// Starts a node with every TAK listener, and `config` (TOML) when given.
 fn start(dir: &tempfile::TempDir, config: Option<&str>) -> Node {

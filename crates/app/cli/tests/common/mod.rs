@@ -147,3 +147,19 @@ pub async fn eventually(timeout: Duration, mut f: impl AsyncFnMut() -> bool) -> 
     }
     false
 }
+
+/// The Python interpreter of the test venv (`scripts/python-env`), with the third-party
+/// clients and decoding oracles installed; `RAMPART_PYTHON` overrides it.
+pub fn python() -> PathBuf {
+    let path = std::env::var_os("RAMPART_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../target/pyenv/bin/python")
+        });
+    assert!(
+        path.exists(),
+        "the Python test interpreter {} is missing: run scripts/python-env (or set RAMPART_PYTHON)",
+        path.display()
+    );
+    path
+}
