@@ -13,9 +13,8 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{Node, eventually, time};
@@ -40,7 +39,7 @@ levels = ["UNCLASSIFIED", "RESTRICTED", "CONFIDENTIAL", "SECRET"]
 http = { classification = "RESTRICTED" }
 "#;
 
-/// `rampart user add NAME --role ROLE --token [--clearance L --groups G]`; returns the token.
+/// `rampart user add NAME --role ROLE --token --config CFG [--clearance L --groups G]`.
 fn add_user(
     data: &Path,
     cfg: &Path,
@@ -49,28 +48,12 @@ fn add_user(
     clearance: &[&str],
     password: Option<&str>,
 ) -> String {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rampart"));
-    cmd.args(["user", "add", name, "--role", role, "--token", "--data"])
-        .arg(data)
-        .arg("--config")
-        .arg(cfg)
-        .args(clearance)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    if password.is_some() {
-        cmd.arg("--password-stdin");
-    }
-    let mut child = cmd.spawn().unwrap();
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        if let Some(p) = password {
-            writeln!(stdin, "{p}").unwrap();
-        }
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "user add {name} failed");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    let cfg = cfg.to_str().unwrap();
+    let extra: Vec<&str> = ["--config", cfg]
+        .into_iter()
+        .chain(clearance.iter().copied())
+        .collect();
+    common::add_user(data, name, role, &extra, password)
 }
 
 async fn get(c: &reqwest::Client, node: &Node, token: &str, path: &str) -> (u16, String) {

@@ -12,7 +12,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,24 +29,14 @@ const HIDDEN: &str = "hidden-secret-unit";
 /// The uid everybody may see.
 const OPEN: &str = "open-unclass-unit";
 
-/// `rampart user add NAME --role ROLE --token --clearance L [--groups G]`; returns the token.
+/// `rampart user add NAME --role ROLE --token --config CFG --clearance L [--groups G]`.
 fn add_user(data: &Path, cfg: &Path, name: &str, role: &str, clearance: &[&str]) -> String {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rampart"));
-    cmd.args(["user", "add", name, "--role", role, "--token", "--data"])
-        .arg(data)
-        .arg("--config")
-        .arg(cfg)
-        .args(clearance)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let mut child = cmd.spawn().unwrap();
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "user add {name} failed");
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    assert!(token.starts_with("rmp_"), "no token printed: {token:?}");
-    token
+    let cfg = cfg.to_str().unwrap();
+    let extra: Vec<&str> = ["--config", cfg]
+        .into_iter()
+        .chain(clearance.iter().copied())
+        .collect();
+    common::add_user(data, name, role, &extra, None)
 }
 
 async fn get(c: &reqwest::Client, node: &Node, token: &str, path: &str) -> (u16, String) {

@@ -28,22 +28,9 @@ use serde_json::{Value, json};
 const SECRET_NATO: &str = r#"{"classification":"SECRET","releasability":["NATO"]}"#;
 const UNCLASSIFIED: &str = r#"{"classification":"UNCLASSIFIED"}"#;
 
-/// `rampart user add NAME --role admin --token`; returns the printed token.
+/// `rampart user add ada --role admin --token`; returns the printed token.
 fn add_admin(data: &Path) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(["user", "add", "ada", "--role", "admin", "--token", "--data"])
-        .arg(data)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "user add failed");
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    assert!(token.starts_with("rmp_"), "no token printed: {token:?}");
-    token
+    common::add_user(data, "ada", "admin", &[], None)
 }
 
 /// A node with labels enforced and an `mqtt` listener, its admin token, and the tokens of

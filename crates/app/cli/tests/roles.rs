@@ -6,9 +6,8 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::{Node, time};
 use rampart_http::auth::{Access, ROUTES, Role};
@@ -19,27 +18,7 @@ const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
 /// `rampart user add NAME --role ROLE --token [--password-stdin]`; returns the printed token.
 fn add_user(data: &Path, name: &str, role: &str, password: Option<&str>) -> String {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rampart"));
-    cmd.args(["user", "add", name, "--role", role, "--token", "--data"])
-        .arg(data)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    if password.is_some() {
-        cmd.arg("--password-stdin");
-    }
-    let mut child = cmd.spawn().unwrap();
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        if let Some(p) = password {
-            writeln!(stdin, "{p}").unwrap();
-        }
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "user add {name} failed");
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    assert!(token.starts_with("rmp_"), "no token printed: {token:?}");
-    token
+    common::add_user(data, name, role, &[], password)
 }
 
 fn concrete(pattern: &str) -> String {

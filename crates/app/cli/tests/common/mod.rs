@@ -163,3 +163,37 @@ pub fn python() -> PathBuf {
     );
     path
 }
+
+/// `rampart user add NAME --role ROLE --token --data DATA EXTRA… [--password-stdin]`, with the
+/// password (if any) on standard input; returns the API token it prints.
+pub fn add_user(
+    data: &Path,
+    name: &str,
+    role: &str,
+    extra: &[&str],
+    password: Option<&str>,
+) -> String {
+    use std::io::Write;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rampart"));
+    cmd.args(["user", "add", name, "--role", role, "--token", "--data"])
+        .arg(data)
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if password.is_some() {
+        cmd.arg("--password-stdin");
+    }
+    let mut child = cmd.spawn().unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(p) = password {
+            writeln!(stdin, "{p}").unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "user add {name} failed");
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(token.starts_with("rmp_"), "no token printed: {token:?}");
+    token
+}
