@@ -290,6 +290,15 @@ pub(crate) struct SegEncoder {
     streams: Vec<EncStream>,
     max_dict: usize,
     scratch: Vec<u32>,
+    /// Attribute names of the last report that had attributes, and their string ids. Reports
+    /// from one producer carry the same names, so a match costs a few compares instead of a
+    /// hash lookup per name. Bounded by one report's attribute count.
+    attr_keys: Vec<Text>,
+    attr_ids: Vec<u32>,
+    /// The last string interned at each call site ([`Site`]) and its id: consecutive stream
+    /// definitions mostly share type, how, label and provenance, so a compare replaces a hash
+    /// lookup.
+    recent: [Option<(Text, u32)>; SITES],
     /// Position records encoded.
     pub reports: u64,
     /// Smallest report time encoded (`i64::MAX` when none).
@@ -298,24 +307,28 @@ pub(crate) struct SegEncoder {
     pub max_time: i64,
 }
 
+/// The call sites of [`SegEncoder::intern_at`], each with its own one-entry cache.
+#[derive(Clone, Copy)]
+enum Site {
+    Type,
+    How,
+    Class,
+    Group,
+    Source,
+    Identity,
+    SeqSource,
+}
+
+/// Number of [`Site`]s.
+const SITES: usize = 7;
+
 /// A generous upper bound of a report's encoded size, checked before anything is written so a
-/// report that cannot fit 32-bit offsets is refused whole.
-fn size_bound(r: &Report) -> usize {
+/// report that cannot fit 32-bit offsets is refused whole. `attrs` is the attributes' part,
+/// [`attr_bound`] summed (the caller computes it in its own pass over them).
+fn size_bound(r: &Report, attrs: usize) -> usize {
     let label = r.label.as_ref().map_or(0, |l| {
         l.classification.len() + l.releasability.iter().map(|g| g.len() + 10).sum::<usize>()
     });
-    let attrs: usize = r
-        .attributes
-        .iter()
-        .map(|(k, v)| {
-            k.len()
-                + 30
-                + match v {
-                    AttrValue::Num(_) => 8,
-                    AttrValue::Text(t) => t.len(),
-                }
-        })
-        .sum();
     let id = match &r.id {
         Some(ReportId::Key(k)) => k.len(),
         Some(ReportId::Seq { source, .. }) => source.len(),
@@ -330,6 +343,16 @@ fn size_bound(r: &Report) -> usize {
     200 + label + attrs + id + strs
 }
 
+/// One attribute's part of [`size_bound`].
+fn attr_bound(k: &Text, v: &AttrValue) -> usize {
+    k.len()
+        + 30
+        + match v {
+            AttrValue::Num(_) => 8,
+            AttrValue::Text(t) => t.len(),
+        }
+}
+
 impl SegEncoder {
     /// An empty encoder for a new segment holding at most `max_dict` strings plus streams.
     pub fn new(max_dict: usize) -> Self {
@@ -342,6 +365,9 @@ impl SegEncoder {
             streams: Vec::new(),
             max_dict,
             scratch: Vec::new(),
+            attr_keys: Vec::new(),
+            attr_ids: Vec::new(),
+            recent: Default::default(),
             reports: 0,
             min_time: i64::MAX,
             max_time: i64::MIN,
@@ -402,9 +428,21 @@ impl SegEncoder {
         id
     }
 
-    fn intern_opt(&mut self, s: &Option<Text>, buf: &mut Vec<u8>, base: u64) -> u64 {
+    /// [`SegEncoder::intern`] through the one-entry cache of call site `site`.
+    fn intern_at(&mut self, site: Site, s: &Text, buf: &mut Vec<u8>, base: u64) -> u32 {
+        if let Some((last, id)) = &self.recent[site as usize]
+            && last == s
+        {
+            return *id;
+        }
+        let id = self.intern(s, buf, base);
+        self.recent[site as usize] = Some((s.clone(), id));
+        id
+    }
+
+    fn intern_opt(&mut self, site: Site, s: &Option<Text>, buf: &mut Vec<u8>, base: u64) -> u64 {
         match s {
-            Some(s) => u64::from(self.intern(s, buf, base)) + 1,
+            Some(s) => u64::from(self.intern_at(site, s, buf, base)) + 1,
             None => 0,
         }
     }
@@ -420,20 +458,29 @@ impl SegEncoder {
         None
     }
 
-    fn define_stream(&mut self, h: u64, r: &Report, buf: &mut Vec<u8>, base: u64) -> u32 {
+    /// Defines `r`'s stream, whose key hashes to `h`; `head` is the uid's newest stream
+    /// (`NONE` for a uid new to the segment).
+    fn define_stream(
+        &mut self,
+        h: u64,
+        head: u32,
+        r: &Report,
+        buf: &mut Vec<u8>,
+        base: u64,
+    ) -> u32 {
         // Strings first: a stream record may only refer to strings defined before it.
-        let ty = self.intern_opt(&r.cot_type, buf, base);
-        let how = self.intern_opt(&r.how, buf, base);
+        let ty = self.intern_opt(Site::Type, &r.cot_type, buf, base);
+        let how = self.intern_opt(Site::How, &r.how, buf, base);
         let mut label_ids = std::mem::take(&mut self.scratch);
         label_ids.clear();
         if let Some(l) = &r.label {
-            label_ids.push(self.intern(&l.classification, buf, base));
+            label_ids.push(self.intern_at(Site::Class, &l.classification, buf, base));
             for g in &l.releasability {
-                label_ids.push(self.intern(g, buf, base));
+                label_ids.push(self.intern_at(Site::Group, g, buf, base));
             }
         }
-        let src = self.intern(&r.provenance.source, buf, base);
-        let ident = self.intern(&r.provenance.identity, buf, base);
+        let src = self.intern_at(Site::Source, &r.provenance.source, buf, base);
+        let ident = self.intern_at(Site::Identity, &r.provenance.identity, buf, base);
 
         let id = self.streams.len() as u32;
         let dict_offset = (base + buf.len() as u64) as u32;
@@ -461,7 +508,13 @@ impl SegEncoder {
         self.scratch = label_ids;
 
         let next_same_hash = self.by_hash.insert(h, id).unwrap_or(NONE);
-        let next_same_uid = match self.by_uid.get_mut(&r.uid) {
+        // A uid new to the segment needs no second lookup.
+        let held = if head == NONE {
+            None
+        } else {
+            self.by_uid.get_mut(&r.uid)
+        };
+        let next_same_uid = match held {
             Some(head) => std::mem::replace(head, id),
             None => {
                 self.by_uid.insert(r.uid.clone(), id);
@@ -495,7 +548,15 @@ impl SegEncoder {
         buf: &mut Vec<u8>,
         base: u64,
     ) -> Result<bool, HistoryError> {
-        let bound = size_bound(r);
+        // One pass over the attributes: their size bound, and whether their names are the
+        // last report's (whose string ids are then reused).
+        let mut same_names = self.attr_keys.len() == r.attributes.len();
+        let mut attrs = 0;
+        for (i, (k, v)) in r.attributes.iter().enumerate() {
+            attrs += attr_bound(k, v);
+            same_names = same_names && self.attr_keys.get(i) == Some(k);
+        }
+        let bound = size_bound(r, attrs);
         if base + buf.len() as u64 + bound as u64 > u64::from(u32::MAX) {
             return Err(HistoryError::TooLarge(bound));
         }
@@ -508,26 +569,40 @@ impl SegEncoder {
                 return Ok(false);
             }
         }
-        let h = self.hasher.hash_one((
-            &r.uid,
-            &r.cot_type,
-            &r.how,
-            &r.callsign,
-            &r.label,
-            &r.provenance,
-        ));
-        let stream = match self.find_stream(h, r) {
-            Some(s) => s,
-            None => self.define_stream(h, r, buf, base),
+        // Most reports continue their uid's newest stream: check it before hashing the key.
+        let head = self.by_uid.get(&r.uid).copied().unwrap_or(NONE);
+        let stream = match self.streams.get(head as usize) {
+            Some(st) if st.key.matches(r) => head,
+            _ => {
+                let h = self.hasher.hash_one((
+                    &r.uid,
+                    &r.cot_type,
+                    &r.how,
+                    &r.callsign,
+                    &r.label,
+                    &r.provenance,
+                ));
+                match self.find_stream(h, r) {
+                    Some(s) => s,
+                    None => self.define_stream(h, head, r, buf, base),
+                }
+            }
         };
         // Attribute names and id sources are strings too; define them before the record.
-        let mut ids = std::mem::take(&mut self.scratch);
-        ids.clear();
-        for k in r.attributes.keys() {
-            ids.push(self.intern(k, buf, base));
+        if !same_names && !r.attributes.is_empty() {
+            let mut ids = std::mem::take(&mut self.attr_ids);
+            ids.clear();
+            self.attr_keys.clear();
+            for k in r.attributes.keys() {
+                ids.push(self.intern(k, buf, base));
+                self.attr_keys.push(k.clone());
+            }
+            self.attr_ids = ids;
         }
         let seq_source = match &r.id {
-            Some(ReportId::Seq { source, .. }) => self.intern(source, buf, base),
+            Some(ReportId::Seq { source, .. }) => {
+                self.intern_at(Site::SeqSource, source, buf, base)
+            }
             _ => 0,
         };
 
@@ -619,7 +694,7 @@ impl SegEncoder {
         }
         if !r.attributes.is_empty() {
             put_varint(buf, r.attributes.len() as u64);
-            for ((_, v), &k) in r.attributes.iter().zip(ids.iter()) {
+            for ((_, v), &k) in r.attributes.iter().zip(self.attr_ids.iter()) {
                 put_varint(buf, u64::from(k));
                 match v {
                     AttrValue::Num(n) => {
@@ -641,7 +716,6 @@ impl SegEncoder {
             }
             None => {}
         }
-        self.scratch = ids;
         self.reports += 1;
         self.min_time = self.min_time.min(t);
         self.max_time = self.max_time.max(t);
@@ -1032,6 +1106,39 @@ pub(crate) mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn repeated_attribute_names_reuse_their_ids() {
+        // Runs of reports with the same names (the cached ids), changes of names, and reports
+        // without attributes in between must all decode to what was encoded.
+        let mut rng = SmallRng::seed_from_u64(7);
+        let mut enc = SegEncoder::new(1 << 20);
+        let mut buf = Vec::new();
+        let names: [&[&str]; 4] = [&["a", "b"], &["a", "b", "c"], &[], &["b", "z"]];
+        let mut reports = Vec::new();
+        for i in 0..400 {
+            let mut r = random_report(&mut rng, 1_700_000_000_000 + i * 1000);
+            r.attributes = names[(i as usize / 3) % names.len()]
+                .iter()
+                .map(|k| (Text::from(*k), AttrValue::Num(i as f64)))
+                .collect();
+            reports.push(r);
+        }
+        for r in &reports {
+            assert!(enc.encode(r, &mut buf, 0).unwrap());
+        }
+        let decoded = decode_all(&buf, 0);
+        assert_eq!(decoded.len(), reports.len());
+        for (d, r) in decoded.iter().zip(&reports) {
+            assert_eq!(d, &quantize(r));
+        }
+        // Each name is defined once.
+        assert_eq!(
+            enc.strings.keys().filter(|k| k.len() == 1).count(),
+            4,
+            "a, b, c and z"
+        );
     }
 
     #[test]

@@ -20,6 +20,12 @@ pub(crate) struct Interner {
     /// Uninterned allocations since the last purge; purging only every `max / 4` misses keeps
     /// the purge's O(max) cost amortised to O(1) per miss.
     misses: usize,
+    /// The last values returned, compared before hashing: consecutive entities mostly share
+    /// them. Two strings, since type and how alternate. Cleared before a purge, so they never
+    /// keep an unused value interned.
+    recent_strs: [Option<Arc<str>>; 2],
+    recent_provenance: Option<Arc<Provenance>>,
+    recent_label: Option<Arc<Label>>,
 }
 
 impl Interner {
@@ -30,6 +36,9 @@ impl Interner {
             provenances: HashSet::default(),
             labels: HashSet::default(),
             misses: 0,
+            recent_strs: [None, None],
+            recent_provenance: None,
+            recent_label: None,
         }
     }
 
@@ -46,6 +55,9 @@ impl Interner {
         self.misses += 1;
         if self.misses >= (self.max / 4).max(1) {
             self.misses = 0;
+            self.recent_strs = [None, None];
+            self.recent_provenance = None;
+            self.recent_label = None;
             // Values only the interner still holds are no longer used by any entity.
             self.strs.retain(|a| Arc::strong_count(a) > 1);
             self.provenances.retain(|a| Arc::strong_count(a) > 1);
@@ -56,37 +68,68 @@ impl Interner {
 
     /// The shared `Arc<str>` equal to `s`.
     pub(crate) fn str(&mut self, s: &str) -> Arc<str> {
-        if let Some(a) = self.strs.get(s) {
-            return Arc::clone(a);
+        for a in self.recent_strs.iter().flatten() {
+            if **a == *s {
+                return Arc::clone(a);
+            }
         }
-        let a: Arc<str> = Arc::from(s);
-        if self.has_room() {
-            self.strs.insert(Arc::clone(&a));
-        }
+        let a = match self.strs.get(s) {
+            Some(a) => Arc::clone(a),
+            None => {
+                let a: Arc<str> = Arc::from(s);
+                if !self.has_room() {
+                    return a;
+                }
+                self.strs.insert(Arc::clone(&a));
+                a
+            }
+        };
+        self.recent_strs.swap(0, 1);
+        self.recent_strs[0] = Some(Arc::clone(&a));
         a
     }
 
     /// The shared `Arc<Provenance>` equal to `p`.
     pub(crate) fn provenance(&mut self, p: &Provenance) -> Arc<Provenance> {
-        if let Some(a) = self.provenances.get(p) {
+        if let Some(a) = &self.recent_provenance
+            && **a == *p
+        {
             return Arc::clone(a);
         }
-        let a = Arc::new(p.clone());
-        if self.has_room() {
-            self.provenances.insert(Arc::clone(&a));
-        }
+        let a = match self.provenances.get(p) {
+            Some(a) => Arc::clone(a),
+            None => {
+                let a = Arc::new(p.clone());
+                if !self.has_room() {
+                    return a;
+                }
+                self.provenances.insert(Arc::clone(&a));
+                a
+            }
+        };
+        self.recent_provenance = Some(Arc::clone(&a));
         a
     }
 
     /// The shared `Arc<Label>` equal to `l`.
     pub(crate) fn label(&mut self, l: &Label) -> Arc<Label> {
-        if let Some(a) = self.labels.get(l) {
+        if let Some(a) = &self.recent_label
+            && **a == *l
+        {
             return Arc::clone(a);
         }
-        let a = Arc::new(l.clone());
-        if self.has_room() {
-            self.labels.insert(Arc::clone(&a));
-        }
+        let a = match self.labels.get(l) {
+            Some(a) => Arc::clone(a),
+            None => {
+                let a = Arc::new(l.clone());
+                if !self.has_room() {
+                    return a;
+                }
+                self.labels.insert(Arc::clone(&a));
+                a
+            }
+        };
+        self.recent_label = Some(Arc::clone(&a));
         a
     }
 }

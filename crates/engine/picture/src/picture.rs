@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
-use rampart_model::{Attributes, Entity, EntityState, Label, Provenance, Report, Timestamp, Uid};
+use rampart_model::{
+    AttrValue, Attributes, Entity, EntityState, Label, Provenance, Report, Text, Timestamp, Uid,
+};
 
 use crate::geo::{EARTH_RADIUS_M, haversine_m};
 use crate::grid::{Cover, DiscCover, Grid, Region};
@@ -154,12 +156,43 @@ fn merge_attributes(dst: &mut Option<Box<Attributes>>, src: &Attributes, cap: us
         return;
     }
     let d = dst.get_or_insert_with(Box::default);
+    // Both maps are sorted by name: one merge pass overwrites the names `d` has (a sender
+    // mostly repeats its names) without a tree search per name, and collects the new ones.
+    // Overwrites do not change `d.len()`, so inserting the new names afterwards, in order,
+    // keeps the same ones under the cap as inserting them in the pass would.
+    let mut new: Vec<(&Text, &AttrValue)> = Vec::new();
+    let mut held = d.iter_mut().peekable();
     for (k, v) in src {
-        if let Some(old) = d.get_mut(k) {
-            *old = v.clone();
-        } else if d.len() < cap {
-            d.insert(k.clone(), v.clone());
+        loop {
+            match held.peek_mut() {
+                Some((hk, hv)) => match hk.as_str().cmp(k.as_str()) {
+                    Ordering::Less => {
+                        held.next();
+                    }
+                    Ordering::Equal => {
+                        if **hv != *v {
+                            **hv = v.clone();
+                        }
+                        held.next();
+                        break;
+                    }
+                    Ordering::Greater => {
+                        new.push((k, v));
+                        break;
+                    }
+                },
+                None => {
+                    new.push((k, v));
+                    break;
+                }
+            }
         }
+    }
+    for (k, v) in new {
+        if d.len() >= cap {
+            break;
+        }
+        d.insert(k.clone(), v.clone());
     }
 }
 

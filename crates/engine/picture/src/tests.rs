@@ -156,6 +156,44 @@ fn type_how_label_replaced_only_when_present() {
 }
 
 #[test]
+fn attribute_merge_matches_a_per_name_reference() {
+    // The merge pass must give what inserting each name in turn gives: overwrite held names,
+    // add new ones while fewer than the cap are held.
+    let names = ["a", "b", "c", "d", "e", "f"];
+    for seed in 0..50 {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let cap = rng.random_range(1..6);
+        let mut p = Picture::new(PictureConfig {
+            max_attributes_per_entity: cap,
+            ..PictureConfig::default()
+        });
+        let mut model: std::collections::BTreeMap<Text, AttrValue> = Default::default();
+        for t in 0..30 {
+            let mut r = rep("u", 0.0, 0.0, t);
+            for n in names {
+                if rng.random_bool(0.4) {
+                    let v = if rng.random_bool(0.5) {
+                        AttrValue::Num(rng.random_range(0..3) as f64)
+                    } else {
+                        AttrValue::Text(["x", "y"][rng.random_range(0..2)].into())
+                    };
+                    r.attributes.insert(n.into(), v);
+                }
+            }
+            for (k, v) in &r.attributes {
+                if model.contains_key(k) || model.len() < cap {
+                    model.insert(k.clone(), v.clone());
+                }
+            }
+            p.fold(&r, ts(t), ts(t));
+            let got = p.get("u").unwrap().attributes.as_deref().cloned();
+            let want = (!model.is_empty()).then(|| model.clone());
+            assert_eq!(got, want, "seed {seed}, report {t}");
+        }
+    }
+}
+
+#[test]
 fn attributes_merge_with_cap() {
     let mut p = Picture::new(PictureConfig {
         max_attributes_per_entity: 3,

@@ -18,7 +18,7 @@ use rampart_model::{Entity, Report, ReportId, Timestamp, Uid};
 use rampart_picture::{Change, FoldOutcome, Picture, PictureConfig, Query};
 use tokio::sync::broadcast;
 
-use crate::bus::{Delta, EntityUpdate, Subscription};
+use crate::bus::{Delta, EntityUpdate, Interest, Interests, Subscription, Wanted};
 use crate::dedup::{Dedup, DedupConfig, DedupVerdict};
 use crate::metrics::{Metrics, SourceLabel};
 
@@ -180,6 +180,8 @@ pub struct Engine {
     state: RwLock<State>,
     history: Arc<dyn HistoryStore>,
     bus: broadcast::Sender<Arc<Delta>>,
+    /// Declared interests of filtered subscriptions (see [`Engine::subscribe_with`]).
+    interests: Arc<Interests>,
     metrics: Arc<Metrics>,
     observer: OnceLock<Arc<dyn BatchObserver>>,
     screen: OnceLock<Arc<dyn ReportScreen>>,
@@ -221,6 +223,7 @@ impl Engine {
             }),
             history,
             bus,
+            interests: Arc::default(),
             metrics,
             observer: OnceLock::new(),
             screen: OnceLock::new(),
@@ -270,7 +273,29 @@ impl Engine {
         let state = self.state.read();
         let deltas = self.bus.subscribe();
         let snapshot = state.picture.query(filter).into_iter().cloned().collect();
-        Subscription { snapshot, deltas }
+        Subscription {
+            _interest: None,
+            snapshot,
+            deltas,
+        }
+    }
+
+    /// Like [`Engine::subscribe`], declaring which updates the subscriber wants. When every
+    /// subscriber declared an interest and none wants any entity a batch updated, the batch
+    /// publishes no `Updated` delta (and clones no entity). Deltas built for other subscribers
+    /// still carry every updated entity: the subscriber must filter them itself. Keep the
+    /// returned subscription whole while using it.
+    pub fn subscribe_with(&self, filter: &Query, interest: Interest) -> Subscription {
+        // Registered under the read lock, like the receiver, so a batch sees both or neither.
+        let state = self.state.read();
+        let guard = self.interests.register(interest);
+        let deltas = self.bus.subscribe();
+        let snapshot = state.picture.query(filter).into_iter().cloned().collect();
+        Subscription {
+            _interest: Some(guard),
+            snapshot,
+            deltas,
+        }
     }
 
     /// Deduplicates, appends and folds a batch, without waiting for durability. Returns the
@@ -391,8 +416,15 @@ impl Engine {
             dedup.insert(id);
         }
 
-        // 3. Fold, remembering prior positions only if someone is listening.
-        let listening = self.bus.receiver_count() > 0;
+        // 3. Fold, remembering prior positions only if someone wants the updates. With only
+        //    filtered subscribers, a batch whose reports none of them wants (CoT traffic with
+        //    only the CoT bridge listening) builds nothing.
+        let wanted = self.interests.wanted(self.bus.receiver_count());
+        let listening = match &wanted {
+            Wanted::Nothing => false,
+            Wanted::All => true,
+            Wanted::Some(_) => keep.iter().any(|r| wanted.source(&r.provenance.source)),
+        };
         let observer = self.observer.get();
         let mut observed: Vec<usize> = Vec::new();
         let mut touched: HashMap<Uid, Option<(f64, f64)>> = HashMap::new();
@@ -434,14 +466,19 @@ impl Engine {
             let updates: Vec<EntityUpdate> = touched
                 .into_iter()
                 .filter_map(|(uid, prev)| {
-                    picture.get(&uid).map(|e| EntityUpdate {
-                        entity: e.clone(),
-                        prev,
-                    })
+                    picture
+                        .get(&uid)
+                        .filter(|e| wanted.source(&e.provenance.source))
+                        .map(|e| EntityUpdate {
+                            entity: e.clone(),
+                            prev,
+                        })
                 })
                 .collect();
             // No receivers left is not an error.
-            let _ = self.bus.send(Arc::new(Delta::Updated(updates)));
+            if !updates.is_empty() {
+                let _ = self.bus.send(Arc::new(Delta::Updated(updates)));
+            }
         }
         drop(state);
         self.count(&keep, &receipt);

@@ -23,7 +23,7 @@ mod engine;
 mod metrics;
 mod peers;
 
-pub use bus::{Delta, EntityUpdate, Subscription};
+pub use bus::{Delta, EntityUpdate, Interest, Subscription};
 pub use dedup::{DedupConfig, DedupVerdict};
 pub use engine::{
     BatchObserver, Engine, EngineConfig, EngineError, IngestReceipt, Rejection, ReportScreen,

@@ -186,3 +186,91 @@ async fn far_future_reports_are_rejected_so_they_cannot_freeze_an_entity() {
     );
     assert_eq!(engine.picture().get("a").unwrap().lat, 2.0);
 }
+
+fn from(uid: &str, lat: f64, t: i64, source: &str) -> Report {
+    let mut r = report(uid, lat, t);
+    r.provenance = Provenance::new(source, "tester");
+    r
+}
+
+fn updated_uids(delta: &Delta) -> Vec<String> {
+    let Delta::Updated(updates) = delta else {
+        panic!("expected an update, got {delta:?}")
+    };
+    let mut uids: Vec<String> = updates.iter().map(|u| u.entity.uid.to_string()).collect();
+    uids.sort();
+    uids
+}
+
+#[tokio::test]
+async fn filtered_subscribers_get_no_deltas_nobody_wants() {
+    use rampart_engine::Interest;
+    use tokio::sync::broadcast::error::TryRecvError;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _log) = open(dir.path(), EngineConfig::default());
+    let no_cot = || Interest {
+        exclude_source_prefixes: vec!["cot-".into()],
+    };
+    let mut bridge = engine.subscribe_with(&Query::default(), no_cot());
+
+    // Only the filtered subscriber listens and the batch is all CoT: nothing is published.
+    engine
+        .ingest(vec![
+            from("c", 1.0, 0, "cot-tcp"),
+            from("d", 2.0, 0, "cot-udp"),
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(bridge.deltas.try_recv(), Err(TryRecvError::Empty)));
+
+    // A mixed batch: only the wanted entity is cloned into the delta.
+    engine
+        .ingest(vec![
+            from("h", 3.0, 0, "http"),
+            from("c", 4.0, 1000, "cot-tcp"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(updated_uids(&bridge.deltas.recv().await.unwrap()), ["h"]);
+
+    // An unfiltered subscriber still gets every update, CoT included, and so does the
+    // filtered one (it filters what it reads).
+    let mut all = engine.subscribe(&Query::default());
+    engine
+        .ingest(vec![from("c", 5.0, 2000, "cot-tcp")])
+        .await
+        .unwrap();
+    assert_eq!(updated_uids(&all.deltas.recv().await.unwrap()), ["c"]);
+    assert_eq!(updated_uids(&bridge.deltas.recv().await.unwrap()), ["c"]);
+
+    // Once the unfiltered one leaves, CoT batches are skipped again.
+    drop(all);
+    engine
+        .ingest(vec![from("c", 6.0, 3000, "cot-tcp")])
+        .await
+        .unwrap();
+    assert!(matches!(bridge.deltas.try_recv(), Err(TryRecvError::Empty)));
+
+    // Two filtered subscribers: a batch one of them wants is published.
+    let mut cot_only = engine.subscribe_with(
+        &Query::default(),
+        Interest {
+            exclude_source_prefixes: vec!["http".into()],
+        },
+    );
+    engine
+        .ingest(vec![from("c", 7.0, 4000, "cot-tcp")])
+        .await
+        .unwrap();
+    assert_eq!(updated_uids(&cot_only.deltas.recv().await.unwrap()), ["c"]);
+    drop(bridge);
+    engine
+        .ingest(vec![from("h", 8.0, 5000, "http")])
+        .await
+        .unwrap();
+    assert!(matches!(
+        cot_only.deltas.try_recv(),
+        Err(TryRecvError::Empty)
+    ));
+}
