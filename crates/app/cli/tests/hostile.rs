@@ -318,86 +318,53 @@ async fn connections_per_peer_are_capped_and_counted() {
         "refusal not counted"
     );
 
-    // The NMEA feed: one connection per address here; the second is closed at once.
-    let feed = node.listener("nmea-tcp");
-    let _first = tokio::net::TcpStream::connect(feed).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let mut second = tokio::net::TcpStream::connect(feed).await.unwrap();
-    let n = tokio::time::timeout(std::time::Duration::from_secs(5), second.read(&mut buf))
-        .await
-        .unwrap()
-        .unwrap_or(0);
-    assert_eq!(n, 0);
-    let metrics = c
-        .get(node.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics
-            .lines()
-            .any(|l| l.contains("source=\"nmea-tcp\"")
-                && l.contains("reason=\"connections_per_peer\"")),
-        "feed refusal not counted"
-    );
-
-    // MQTT: one connection per address here; the second is closed before its CONNECT.
-    let mqtt = node.listener("mqtt");
-    let _first = tokio::net::TcpStream::connect(mqtt).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let mut second = tokio::net::TcpStream::connect(mqtt).await.unwrap();
-    let n = tokio::time::timeout(std::time::Duration::from_secs(5), second.read(&mut buf))
-        .await
-        .unwrap()
-        .unwrap_or(0);
-    assert_eq!(n, 0, "a second MQTT connection from one address was kept");
-    let metrics = c
-        .get(node.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.lines().any(|l| l.contains("connections_per_peer")
-            && l.contains("mqtt")
-            && !l.starts_with('#')),
-        "MQTT refusal not counted"
-    );
-
-    // TAK: likewise; the first client gets the server's protocol offer, the second nothing.
-    let cot = node.listener("cot-tcp");
-    let mut first = tokio::net::TcpStream::connect(cot).await.unwrap();
-    let n = tokio::time::timeout(std::time::Duration::from_secs(5), first.read(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(n > 0, "the first TAK client got nothing");
-    let mut second = tokio::net::TcpStream::connect(cot).await.unwrap();
-    let n = tokio::time::timeout(std::time::Duration::from_secs(5), second.read(&mut buf))
-        .await
-        .unwrap()
-        .unwrap_or(0);
-    assert_eq!(n, 0, "a second TAK connection from one address was kept");
-    let metrics = c
-        .get(node.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("rampart_cot_disconnects_total")
-                && l.contains("connections_per_peer")),
-        "TAK refusal not counted"
-    );
+    // The NMEA feed, MQTT (before its CONNECT) and TAK: one connection per address here, so
+    // a second one is closed at once, and the refusal is counted.
+    let metrics_line = |m: &str, source: &str| {
+        m.lines().any(|l| {
+            !l.starts_with('#') && l.contains("connections_per_peer") && l.contains(source)
+        })
+    };
+    for (kind, counted_as) in [
+        ("nmea-tcp", "source=\"nmea-tcp\""),
+        ("mqtt", "mqtt"),
+        ("cot-tcp", "rampart_cot_disconnects_total"),
+    ] {
+        let addr = node.listener(kind);
+        let mut first = tokio::net::TcpStream::connect(addr).await.unwrap();
+        if kind == "cot-tcp" {
+            // A TAK client is offered the protocol at once: proof the first one is served.
+            let n = tokio::time::timeout(std::time::Duration::from_secs(5), first.read(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "the first TAK client got nothing");
+        } else {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), second.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap_or(0);
+        assert_eq!(
+            n, 0,
+            "{kind}: a second connection from one address was kept"
+        );
+        let metrics = c
+            .get(node.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics_line(&metrics, counted_as),
+            "{kind}: refusal not counted"
+        );
+        drop(first);
+    }
 }
 
 /// A connection that sends nothing (a slowloris that never finishes its request line, or a
