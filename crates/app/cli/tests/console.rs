@@ -13,7 +13,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use common::Node;
@@ -29,21 +28,7 @@ fn workspace_root() -> PathBuf {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_console_works_in_headless_chromium_offline() {
     let root = workspace_root();
-    let web = root.join("web");
-    let chromium = std::env::var("RAMPART_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).exists(),
-        "Chromium not found at {chromium}: install it (apt-get install -y chromium, as .ci/run does) or set RAMPART_CHROMIUM"
-    );
-    if !web.join("node_modules/playwright-core").exists() {
-        let ok = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&web)
-            .status()
-            .expect("npm is needed for the console test (install Node.js 18+ with npm)")
-            .success();
-        assert!(ok, "npm ci in web/ failed");
-    }
+    let browser = common::Browser::setup();
 
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start_cmd("demo", dir.path(), &["--entities", "300"]);
@@ -72,25 +57,13 @@ async fn the_console_works_in_headless_chromium_offline() {
 
     let shots = root.join("target/console-screenshots");
     let _ = std::fs::remove_dir_all(&shots);
-    let base = node.base.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(web.join("tests/e2e.mjs"))
-            .arg(&base)
-            .arg(&shots)
-            .env("CHROMIUM", &chromium)
-            .output()
-            .expect("node is needed for the console test")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the console end-to-end script failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("all checks passed"), "{stdout}");
+    browser
+        .run(
+            "e2e.mjs",
+            vec![node.base.clone(), shots.display().to_string()],
+            "all checks passed",
+        )
+        .await;
     for shot in [
         "01-symbols",
         "02-details",

@@ -217,25 +217,7 @@ fn a_file_that_is_not_mbtiles_stops_the_node() {
 /// the node (requests counted by the script) and nothing leaves it.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_console_map_draws_pmtiles_and_mbtiles_from_the_node() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../..")
-        .canonicalize()
-        .unwrap();
-    let web = root.join("web");
-    let chromium = std::env::var("RAMPART_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).exists(),
-        "Chromium not found at {chromium}: install it (apt-get install -y chromium, as .ci/run does) or set RAMPART_CHROMIUM"
-    );
-    if !web.join("node_modules/playwright-core").exists() {
-        let ok = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&web)
-            .status()
-            .expect("npm is needed for the console test (install Node.js 18+ with npm)")
-            .success();
-        assert!(ok, "npm ci in web/ failed");
-    }
+    let browser = common::Browser::setup();
     let dir = tempfile::tempdir().unwrap();
     let mb = dir.path().join("theatre.mbtiles");
     write_mbtiles(&mb, None);
@@ -253,24 +235,12 @@ async fn the_console_map_draws_pmtiles_and_mbtiles_from_the_node() {
         &dir.path().join("data"),
         &["--config", cfg.to_str().unwrap()],
     );
-    let shots = root.join("target/console-screenshots");
-    let base = node.base.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(web.join("tests/tiles.mjs"))
-            .arg(&base)
-            .arg(&shots)
-            .env("CHROMIUM", &chromium)
-            .output()
-            .expect("node is needed for the console test")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the console tiles script failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("tiles checks passed"), "{stdout}");
+    let shots = browser.web.join("../target/console-screenshots");
+    browser
+        .run(
+            "tiles.mjs",
+            vec![node.base.clone(), shots.display().to_string()],
+            "tiles checks passed",
+        )
+        .await;
 }

@@ -297,48 +297,20 @@ async fn console_login_cookie_csrf_and_rate_limit() {
 /// The console shows a login form when the node requires credentials, and works after login.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_login_form_in_headless_chromium() {
-    let web = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../web")
-        .canonicalize()
-        .unwrap();
-    let chromium = std::env::var("RAMPART_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).exists(),
-        "Chromium not found at {chromium}: install it (as .ci/run does) or set RAMPART_CHROMIUM"
-    );
-    if !web.join("node_modules/playwright-core").exists() {
-        let ok = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&web)
-            .status()
-            .expect("npm is needed for the console test")
-            .success();
-        assert!(ok, "npm ci in web/ failed");
-    }
+    let browser = common::Browser::setup();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let cfg = dir.path().join("rampart.toml");
     std::fs::write(&cfg, "[auth]\nrequired = true\n").unwrap();
     add_user(&data, "ada", "admin", Some(ADMIN_PASSWORD));
     let node = Node::start(&data, &["--config", cfg.to_str().unwrap()]);
-    let base = node.base.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(web.join("tests/login.mjs"))
-            .args([&base, "ada", ADMIN_PASSWORD])
-            .env("CHROMIUM", &chromium)
-            .output()
-            .expect("node is needed for the console test")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "login.mjs failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("login checks passed"), "{stdout}");
+    browser
+        .run(
+            "login.mjs",
+            vec![node.base.clone(), "ada".into(), ADMIN_PASSWORD.into()],
+            "login checks passed",
+        )
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

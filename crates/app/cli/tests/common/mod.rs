@@ -249,3 +249,60 @@ impl Drop for Mosquitto {
         let _ = self.child.wait();
     }
 }
+
+/// The console's browser tests: `web/` with its npm packages installed (playwright-core) and
+/// Debian's Chromium (`RAMPART_CHROMIUM` overrides the path).
+pub struct Browser {
+    /// The workspace's `web/` folder.
+    pub web: PathBuf,
+    /// The Chromium binary the scripts launch.
+    pub chromium: String,
+}
+
+impl Browser {
+    /// Checks Chromium is there and installs `web/node_modules` if it is missing.
+    pub fn setup() -> Browser {
+        let web = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../web")
+            .canonicalize()
+            .unwrap();
+        let chromium =
+            std::env::var("RAMPART_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        assert!(
+            Path::new(&chromium).exists(),
+            "Chromium not found at {chromium}: install it (apt-get install -y chromium, as .ci/run does) or set RAMPART_CHROMIUM"
+        );
+        if !web.join("node_modules/playwright-core").exists() {
+            let ok = Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&web)
+                .status()
+                .expect("npm is needed for the console test (install Node.js 18+ with npm)")
+                .success();
+            assert!(ok, "npm ci in web/ failed");
+        }
+        Browser { web, chromium }
+    }
+
+    /// Runs `node web/tests/SCRIPT ARGS…` (off the async threads) and asserts it succeeded and
+    /// printed `done`; returns its standard output.
+    pub async fn run(&self, script: &str, args: Vec<String>, done: &str) -> String {
+        let path = self.web.join("tests").join(script);
+        let chromium = self.chromium.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new("node")
+                .arg(path)
+                .args(args)
+                .env("CHROMIUM", chromium)
+                .output()
+                .expect("node is needed for the console test")
+        })
+        .await
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
+        assert!(stdout.contains(done), "{script}: {stdout}");
+        stdout
+    }
+}
