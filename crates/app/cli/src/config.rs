@@ -123,6 +123,10 @@ pub struct HistorySection {
     pub max_buffer_bytes: usize,
     /// Extra wait before a group commit, to batch more (default 0; at most 20).
     pub commit_delay_ms: u64,
+    /// Longest wait before reports nobody waits for (TAK, UDP and TCP feeds) are committed
+    /// (default 20 ms; at most 1,000). Acknowledged paths (HTTP, MQTT QoS 1/2) never wait
+    /// for it.
+    pub lazy_commit_ms: u64,
 }
 
 impl Default for HistorySection {
@@ -134,6 +138,7 @@ impl Default for HistorySection {
             segment_max_age_secs: 3600,
             max_buffer_bytes: 64 * 1024 * 1024,
             commit_delay_ms: 0,
+            lazy_commit_ms: 20,
         }
     }
 }
@@ -278,6 +283,9 @@ impl Config {
         if self.history.commit_delay_ms > 20 {
             bail!("history.commit_delay_ms must be at most 20");
         }
+        if self.history.lazy_commit_ms > 1000 {
+            bail!("history.lazy_commit_ms must be at most 1000");
+        }
         if !(self.picture.cell_deg > 0.0 && self.picture.cell_deg <= 10.0) {
             bail!("picture.cell_deg must be in (0, 10]");
         }
@@ -347,6 +355,7 @@ impl Config {
             max_age_ms: self.history.max_age_secs as i64 * 1000,
             max_buffer_bytes: self.history.max_buffer_bytes,
             commit_delay_ms: self.history.commit_delay_ms,
+            lazy_commit_ms: self.history.lazy_commit_ms,
             ..SegmentLogConfig::new(self.data.join("history"))
         }
     }

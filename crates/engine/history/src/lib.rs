@@ -130,6 +130,13 @@ pub trait HistoryStore: Send + Sync + 'static {
     /// nothing more is acknowledged and `append` returns an error).
     fn durable(&self) -> tokio::sync::watch::Receiver<Durable>;
 
+    /// Asks for `ticket` to become durable as soon as the store can: somebody waits for it.
+    /// Appends nobody asked for may wait for a later, shared commit (the segment log's
+    /// `lazy_commit_ms`). [`HistoryStore::wait_durable`] asks by itself.
+    fn expedite(&self, ticket: Ticket) {
+        let _ = ticket;
+    }
+
     /// Blocks until `ticket` is durable (for benchmarks and synchronous callers). Fails if the
     /// store failed or `ticket` was never issued.
     fn wait_durable(&self, ticket: Ticket) -> Result<(), HistoryError>;
@@ -201,6 +208,11 @@ pub struct SegmentLogConfig {
     /// as the flusher is free, which already groups everything that arrived during the last
     /// fsync). At most 20.
     pub commit_delay_ms: u64,
+    /// Longest wait before appends that nobody waits for are committed (20 ms): they ride
+    /// the next commit somebody asked for ([`HistoryStore::expedite`]) or go after this.
+    /// Bounds what a crash can lose of unacknowledged streams (TAK, UDP feeds), and makes
+    /// such a stream cost at most 50 fsyncs a second. 0 commits every append at once.
+    pub lazy_commit_ms: u64,
     /// fdatasync each commit (true). `false` only for tests: acknowledgements then mean
     /// "written", not "durable".
     pub fsync: bool,
@@ -226,6 +238,7 @@ impl SegmentLogConfig {
             max_age_ms: 30 * 24 * 60 * 60 * 1000,
             max_buffer_bytes: 64 << 20,
             commit_delay_ms: 0,
+            lazy_commit_ms: 20,
             fsync: true,
             max_dict_entries: 1 << 20,
             max_track_points: 1_000_000,

@@ -61,6 +61,12 @@ struct Writer {
     created: Instant,
     /// Written buffers returned by the flusher for reuse (at most two).
     spare: Vec<Vec<u8>>,
+    /// When the oldest append not yet taken by the flusher arrived (`None`: nothing waits).
+    oldest_unflushed: Option<Instant>,
+    /// Highest ticket somebody waits for ([`HistoryStore::expedite`]).
+    wanted: Ticket,
+    /// Newest ticket the flusher has taken (written or being written).
+    taken: Ticket,
 }
 
 impl Writer {
@@ -237,6 +243,9 @@ impl SegmentLog {
                 queued_bytes: 0,
                 created: Instant::now(),
                 spare: Vec::new(),
+                oldest_unflushed: None,
+                wanted: 0,
+                taken: 0,
             }),
             cfg,
             work: Condvar::new(),
@@ -505,6 +514,7 @@ impl Flusher {
     fn run(mut self) {
         let inner = self.inner.clone();
         let delay = Duration::from_millis(inner.cfg.commit_delay_ms);
+        let lazy = Duration::from_millis(inner.cfg.lazy_commit_ms);
         loop {
             let (jobs, ticket, close) = {
                 let mut w = inner.writer.lock();
@@ -516,6 +526,18 @@ impl Flusher {
                         break;
                     }
                     inner.work.wait(&mut w);
+                }
+                // Appends nobody waits for ride the next commit somebody does wait for, or
+                // go after `lazy_commit_ms`: a stream of unacknowledged reports (TAK, UDP
+                // feeds) costs a few fsyncs a second, not one per append.
+                if !lazy.is_zero() && w.jobs.is_empty() {
+                    let deadline = w.oldest_unflushed.unwrap_or_else(Instant::now) + lazy;
+                    while !w.closing
+                        && !w.failed
+                        && w.wanted <= w.taken
+                        && !inner.work.wait_until(&mut w, deadline).timed_out()
+                    {
+                    }
                 }
                 if !delay.is_zero() && !w.closing {
                     // Gather more appends into this commit.
@@ -530,6 +552,8 @@ impl Flusher {
                     jobs.push(Job::Frame { payload });
                 }
                 w.queued_bytes = 0;
+                w.oldest_unflushed = None;
+                w.taken = w.ticket;
                 let close = w.closing && jobs.is_empty();
                 (jobs, w.ticket, close)
             };
@@ -670,6 +694,9 @@ impl HistoryStore for SegmentLog {
         if reports.is_empty() {
             return Ok(w.ticket);
         }
+        if w.oldest_unflushed.is_none() {
+            w.oldest_unflushed = Some(Instant::now());
+        }
         let max_age = Duration::from_millis(inner.cfg.segment_max_age_ms as u64);
         if w.enc.reports > 0 && w.created.elapsed() >= max_age {
             w.roll(inner);
@@ -714,11 +741,21 @@ impl HistoryStore for SegmentLog {
         self.inner.durable_tx.subscribe()
     }
 
+    fn expedite(&self, ticket: Ticket) {
+        let mut w = self.inner.writer.lock();
+        if ticket > w.wanted {
+            w.wanted = ticket.min(w.ticket);
+            drop(w);
+            self.inner.work.notify_one();
+        }
+    }
+
     fn wait_durable(&self, ticket: Ticket) -> Result<(), HistoryError> {
         let newest = self.inner.issued.load(Ordering::Acquire);
         if ticket > newest {
             return Err(HistoryError::UnknownTicket { ticket, newest });
         }
+        self.expedite(ticket);
         let mut d = self.inner.durable.lock();
         loop {
             if d.ticket >= ticket {

@@ -128,6 +128,60 @@ fn rich_reports_survive_reopen() {
     );
 }
 
+/// Appends nobody waits for are committed after `lazy_commit_ms` at the latest; a waiter
+/// (`wait_durable`, `expedite`) gets its ticket committed without that wait.
+#[test]
+fn unwaited_appends_wait_for_the_lazy_commit_and_waiters_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    // A lazy bound far beyond the test: only expediting can make these durable.
+    let log = SegmentLog::open(SegmentLogConfig {
+        lazy_commit_ms: 600_000,
+        ..cfg(dir.path())
+    })
+    .unwrap();
+    let rx = log.durable();
+    // The first commit also writes the new segment's header, which goes at once.
+    let t0 = log.append(&[report("lazy", 0)]).unwrap();
+    log.wait_durable(t0).unwrap();
+    let t1 = log.append(&[report("lazy", 1)]).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(
+        rx.borrow().ticket,
+        t0,
+        "an unwaited append was committed early"
+    );
+    let t2 = log.append(&[report("lazy", 2)]).unwrap();
+    log.expedite(t1);
+    log.wait_durable(t2).unwrap();
+    assert_eq!(replay_all(&log).len(), 3);
+
+    // With a short bound, an append nobody waits for still becomes durable by itself.
+    let dir = tempfile::tempdir().unwrap();
+    let log = SegmentLog::open(SegmentLogConfig {
+        lazy_commit_ms: 5,
+        ..cfg(dir.path())
+    })
+    .unwrap();
+    let mut rx = log.durable();
+    let t = log.append(&[report("soon", 1)]).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let d = rt
+        .block_on(async {
+            tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                rx.wait_for(|d| d.ticket >= t),
+            )
+            .await
+            .map(|r| r.map(|d| *d))
+        })
+        .expect("never committed without a waiter")
+        .unwrap();
+    assert!(!d.failed);
+}
+
 #[test]
 fn group_commit_orders_tickets_and_durable_watch() {
     let dir = tempfile::tempdir().unwrap();

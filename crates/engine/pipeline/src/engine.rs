@@ -555,6 +555,7 @@ impl Engine {
     /// Waits until `ticket` is durable.
     pub async fn wait_durable(&self, ticket: Ticket) -> Result<(), EngineError> {
         let mut rx = self.history.durable();
+        self.history.expedite(ticket);
         let state = rx
             .wait_for(|d| d.ticket >= ticket || d.failed)
             .await
