@@ -358,28 +358,32 @@ async fn bind_cot(
             bound
         }
         _ => {
-            // cot-mesh: bind the group's port on all interfaces and join the group.
-            let (bind, group) = match (kind, l.addr) {
-                ("cot-mesh", std::net::SocketAddr::V4(a)) if a.ip().is_multicast() => (
-                    std::net::SocketAddr::from(([0, 0, 0, 0], a.port())),
-                    Some(*a.ip()),
-                ),
+            // cot-mesh: bind the group's port on all interfaces (shared with other TAK apps)
+            // and join the group on [cot] mesh_interface; the mesh proxy runs with it.
+            match (kind, l.addr) {
+                ("cot-mesh", std::net::SocketAddr::V4(g)) if g.ip().is_multicast() => {
+                    let socket = rampart_edge_cot::bind_mesh(&edge, g).with_context(|| {
+                        format!(
+                            "joining multicast group {g} on interface {}",
+                            cfg.cot.mesh_interface
+                        )
+                    })?;
+                    let bound = socket.local_addr()?;
+                    tokio::spawn(rampart_edge_cot::run_mesh(socket, edge, g));
+                    bound
+                }
                 ("cot-mesh", a) => anyhow::bail!(
                     "--listen cot-mesh={a}: expects an IPv4 multicast group, e.g. 239.2.3.1:6969"
                 ),
-                (_, a) => (a, None),
-            };
-            let socket = tokio::net::UdpSocket::bind(bind)
-                .await
-                .with_context(|| format!("binding {kind} listener on {bind}"))?;
-            if let Some(g) = group {
-                socket
-                    .join_multicast_v4(g, std::net::Ipv4Addr::UNSPECIFIED)
-                    .with_context(|| format!("joining multicast group {g}"))?;
+                (_, a) => {
+                    let socket = tokio::net::UdpSocket::bind(a)
+                        .await
+                        .with_context(|| format!("binding {kind} listener on {a}"))?;
+                    let bound = socket.local_addr()?;
+                    tokio::spawn(rampart_edge_cot::run_udp_listener(socket, edge, kind));
+                    bound
+                }
             }
-            let bound = socket.local_addr()?;
-            tokio::spawn(rampart_edge_cot::run_udp_listener(socket, edge, kind));
-            bound
         }
     };
     tracing::info!(kind, addr = %bound, "listening");

@@ -10,6 +10,8 @@
 //!   queues and a late-joiner cache;
 //! - `conn`: the TCP and TLS connection loops (timeouts, write-back);
 //! - `udp`: one event per datagram (XML or mesh protobuf), optionally on a multicast group;
+//! - `mesh`: TAK mesh SA on a multicast group (`cot-mesh`, joined on `[cot] mesh_interface`)
+//!   and the optional mesh proxy (`[cot] mesh_proxy`) sending other clients' events to it;
 //! - `bridge`: entities from other sources (HTTP, feeds, MQTT) reach TAK clients as CoT;
 //! - `tls`: the server certificate (configured, or generated on first start);
 //! - security: mutual TLS identities and revocation (`conn`), signed datagrams (`udp`), both
@@ -21,6 +23,7 @@
 mod bridge;
 mod conn;
 mod frame;
+pub mod mesh;
 pub mod owners;
 pub mod router;
 mod session;
@@ -38,6 +41,7 @@ use rampart_model::{Label, Timestamp};
 
 pub use bridge::run_bridge;
 pub use conn::{run_tcp_listener, run_tls_listener};
+pub use mesh::{bind_mesh, run_mesh};
 pub use router::Router;
 pub use udp::run_udp_listener;
 
@@ -61,6 +65,21 @@ pub enum CotConfigError {
         /// What is wrong with it.
         message: String,
     },
+    /// `mesh_interface` is not the IPv4 address of an interface.
+    #[error(
+        "cot.mesh_interface = {0:?}: expects the IPv4 address of a local interface (e.g. \"192.168.1.10\"), or \"0.0.0.0\" for the kernel's choice"
+    )]
+    BadMeshInterface(String),
+    /// `mesh_ttl` is not a valid IPv4 TTL.
+    #[error("cot.mesh_ttl = {0}: expects 0 to 255 (1: the local network only)")]
+    BadMeshTtl(u32),
+    /// `max_mesh_datagram_bytes` is out of range.
+    #[error(
+        "cot.max_mesh_datagram_bytes = {0}: expects {min} to {max} (the largest UDP payload)",
+        min = mesh::MIN_MESH_DATAGRAM_BYTES,
+        max = mesh::MAX_UDP_PAYLOAD
+    )]
+    BadMeshDatagramBytes(usize),
 }
 
 /// Limits and behaviour of the TAK edge. Every bound is named here.
@@ -118,6 +137,19 @@ pub struct CotConfig {
     pub bind_uids: bool,
     /// Most uids bound to certificate identities; when full, new uids are not bound (counted).
     pub max_bound_uids: usize,
+    /// IPv4 address of the interface `cot-mesh` joins its group on and the mesh proxy sends
+    /// from; `0.0.0.0` (default) lets the kernel choose.
+    pub mesh_interface: String,
+    /// Send the events routed to TAK clients from other origins (stream clients, `cot-udp`,
+    /// HTTP/MQTT/feeds) to the `cot-mesh` group too, one mesh protobuf datagram each (TAK
+    /// Server's `mcast` input with `proxy="true"`). Only data the anonymous clearance may see
+    /// leaves on the mesh; events from the mesh are never sent back to it.
+    pub mesh_proxy: bool,
+    /// IP TTL of the mesh proxy's datagrams (1: the local network only).
+    pub mesh_ttl: u32,
+    /// Largest datagram the mesh proxy sends; larger events are not sent to the mesh and are
+    /// counted (`rampart_cot_mesh_not_sent_total{reason="oversize"}`).
+    pub max_mesh_datagram_bytes: usize,
 }
 
 impl Default for CotConfig {
@@ -142,14 +174,29 @@ impl Default for CotConfig {
             require_signatures: false,
             max_clock_skew_secs: 30,
             clearances: BTreeMap::new(),
+            mesh_interface: "0.0.0.0".to_string(),
+            mesh_proxy: false,
+            mesh_ttl: 1,
+            max_mesh_datagram_bytes: 8 * 1024,
         }
     }
 }
 
 impl CotConfig {
-    /// Checks what serde cannot: the clearance table's size and that every clearance names a
-    /// configured level and no reserved group.
+    /// Checks what serde cannot: the clearance table's size, that every clearance names a
+    /// configured level and no reserved group, and the mesh settings.
     pub fn validate(&self, levels: &Levels) -> Result<(), CotConfigError> {
+        mesh::parse_interface(&self.mesh_interface)?;
+        if self.mesh_ttl > 255 {
+            return Err(CotConfigError::BadMeshTtl(self.mesh_ttl));
+        }
+        if !(mesh::MIN_MESH_DATAGRAM_BYTES..=mesh::MAX_UDP_PAYLOAD)
+            .contains(&self.max_mesh_datagram_bytes)
+        {
+            return Err(CotConfigError::BadMeshDatagramBytes(
+                self.max_mesh_datagram_bytes,
+            ));
+        }
         if self.clearances.len() > MAX_CLEARANCES {
             return Err(CotConfigError::TooManyClearances(self.clearances.len()));
         }
@@ -198,6 +245,9 @@ pub(crate) struct CotMetrics {
     pub label_withheld: Counter,
     pub uid_refused: Counter,
     pub uid_unbound_full: Counter,
+    pub mesh_sent: Counter,
+    pub mesh_not_sent: Family<ReasonLabel, Counter>,
+    pub mesh_echoes: Counter,
 }
 
 impl CotMetrics {
@@ -211,6 +261,9 @@ impl CotMetrics {
             signature_refusals: m.register_reason_counter("cot_signature_refusals", "CoT datagrams refused by signature checks, by reason (unsigned, malformed, unknown_key, bad_signature, replay, stale, future)"),
             label_withheld: m.register_counter("cot_label_withheld", "CoT events (live or in a late joiner's picture) not sent to a TAK client because its clearance does not permit their label"),
             uid_refused: m.register_counter("cot_uid_refused", "CoT events refused because their uid is bound to another certificate identity (uid spoofing)"),
+            mesh_sent: m.register_counter("cot_mesh_sent", "CoT events the TAK mesh proxy sent to the cot-mesh group"),
+            mesh_not_sent: m.register_reason_counter("cot_mesh_not_sent", "CoT events the TAK mesh proxy did not send to the cot-mesh group, by reason (oversize, send_error, undecodable)"),
+            mesh_echoes: m.register_counter("cot_mesh_echoes", "The TAK mesh proxy's own datagrams looped back by the host and dropped"),
             uid_unbound_full: m.register_counter("cot_uid_unbound_full", "Position reports whose uid could not be bound to their certificate identity because max_bound_uids was reached"),
         }
     }

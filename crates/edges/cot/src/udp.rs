@@ -1,7 +1,9 @@
 //! `cot-udp` (and `cot-mesh`, the same on a multicast group): one event per datagram, as XML
 //! or as a mesh-framed TAK protocol v1 message. Events are routed to streaming clients and
 //! folded into the picture; a bad datagram is counted and dropped. A datagram's event is routed
-//! with its listener's default label (`[labels.sources]`), the label its report gets.
+//! with its listener's default label (`[labels.sources]`), the label its report gets. On
+//! `cot-mesh` with the mesh proxy on, events are routed with the proxy as origin (so they never
+//! go back to the mesh) and the proxy's own looped-back datagrams are dropped (see `mesh`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +14,8 @@ use tokio::net::UdpSocket;
 
 use crate::CotEdge;
 use crate::frame;
+use crate::mesh::MeshProxy;
+use crate::router::ClientId;
 
 /// Most datagrams folded into one engine batch.
 const DATAGRAMS_PER_BATCH: usize = 256;
@@ -25,7 +29,9 @@ fn decode(datagram: &[u8], limits: &CotLimits) -> Result<CotEvent, (&'static str
     }
 }
 
-/// Handles one datagram; its report (if any) goes into `batch`.
+/// Handles one datagram; its report (if any) goes into `batch`. Its event is routed with
+/// `origin` as sender (the mesh proxy on `cot-mesh`, which must not get it back).
+#[allow(clippy::too_many_arguments)]
 fn handle(
     edge: &CotEdge,
     kind: &str,
@@ -33,6 +39,7 @@ fn handle(
     datagram: &[u8],
     limits: &CotLimits,
     label: &Option<Arc<Label>>,
+    origin: Option<ClientId>,
     batch: &mut Vec<Report>,
 ) {
     // Signed envelopes are verified whether or not signatures are required; the identity of
@@ -81,7 +88,7 @@ fn handle(
     let f = frame::build(
         &event,
         None,
-        None,
+        origin,
         edge.channels_for(kind),
         label.clone(),
         edge.router.has_proto_clients(),
@@ -103,6 +110,16 @@ fn handle(
 
 /// Serves CoT datagrams on `socket`.
 pub async fn run_udp_listener(socket: UdpSocket, edge: Arc<CotEdge>, kind: &'static str) {
+    serve(socket, edge, kind, None).await;
+}
+
+/// [`run_udp_listener`], with the mesh proxy of a `cot-mesh` listener when it runs one.
+pub(crate) async fn serve(
+    socket: UdpSocket,
+    edge: Arc<CotEdge>,
+    kind: &'static str,
+    proxy: Option<Arc<MeshProxy>>,
+) {
     let limits = CotLimits {
         max_event_bytes: edge.cfg.max_event_bytes,
         ..CotLimits::default()
@@ -121,11 +138,19 @@ pub async fn run_udp_listener(socket: UdpSocket, edge: Arc<CotEdge>, kind: &'sta
                 continue;
             }
         };
-        handle(&edge, kind, from, &buf[..n], &limits, &label, &mut batch);
+        let one = |from: SocketAddr, datagram: &[u8], batch: &mut Vec<Report>| {
+            let origin = match &proxy {
+                Some(p) if p.is_echo(datagram) => return,
+                Some(p) => Some(p.origin()),
+                None => None,
+            };
+            handle(&edge, kind, from, datagram, &limits, &label, origin, batch);
+        };
+        one(from, &buf[..n], &mut batch);
         // Take whatever else is already waiting, so a burst rides one engine batch.
         for _ in 1..DATAGRAMS_PER_BATCH {
             match socket.try_recv_from(&mut buf) {
-                Ok((n, from)) => handle(&edge, kind, from, &buf[..n], &limits, &label, &mut batch),
+                Ok((n, from)) => one(from, &buf[..n], &mut batch),
                 Err(_) => break,
             }
         }
