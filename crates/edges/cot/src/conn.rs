@@ -25,6 +25,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use crate::CotEdge;
+use crate::router::Outgoing;
 use crate::session::{Close, Session};
 
 /// Bytes read per `try_read` on plain TCP.
@@ -33,8 +34,11 @@ const SCRATCH_BYTES: usize = 64 * 1024;
 const READS_PER_WAKE: usize = 16;
 /// Read buffer of a TLS connection (allocated per connection: TLS needs its own).
 const TLS_READ_BYTES: usize = 16 * 1024;
-/// Most bytes gathered for one write, so a large backlog never becomes one large buffer.
+/// Most bytes taken from the queue per round of writes, so a large backlog is written in
+/// bounded pieces between reads.
 const WRITE_CHUNK_BYTES: usize = 256 * 1024;
+/// Most pieces handed to one vectored write (the kernel takes up to 1,024).
+const IOV_PER_WRITE: usize = 128;
 
 thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; SCRATCH_BYTES]);
@@ -99,6 +103,37 @@ impl<R: AsyncRead + Unpin + Send> Reader for StreamReader<R> {
     }
 }
 
+/// Writes every piece of `parts` in order with vectored writes: the routed frames go to the
+/// kernel straight from the shared buffers, without gathering them into one copy first.
+async fn write_parts<W: AsyncWrite + Unpin>(wr: &mut W, parts: &[Outgoing]) -> std::io::Result<()> {
+    let (mut i, mut off) = (0, 0);
+    while i < parts.len() {
+        let mut iov = [std::io::IoSlice::new(&[]); IOV_PER_WRITE];
+        let mut n = 0;
+        for (k, p) in parts[i..].iter().take(IOV_PER_WRITE).enumerate() {
+            let b = p.as_bytes();
+            iov[k] = std::io::IoSlice::new(if k == 0 { &b[off.min(b.len())..] } else { b });
+            n = k + 1;
+        }
+        let mut left = wr.write_vectored(&iov[..n]).await?;
+        if left == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        // Advance past what was written; a piece written in part keeps its offset.
+        while i < parts.len() {
+            let rest = parts[i].as_bytes().len() - off;
+            if left < rest {
+                off += left;
+                break;
+            }
+            left -= rest;
+            i += 1;
+            off = 0;
+        }
+    }
+    Ok(())
+}
+
 /// Resolves when the client's certificate is revoked (never for clients without one).
 type Revoked = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -142,27 +177,42 @@ async fn serve<R: Reader, W: AsyncWrite + Unpin + Send>(
             edge.cfg.max_queue_bytes
         ),
     };
+    let mut parts: Vec<Outgoing> = Vec::new();
     let close = loop {
         if client.is_cut() {
             break slow_consumer();
         }
-        let mut out = std::mem::take(&mut session.direct);
-        client.drain_into(&mut out, WRITE_CHUNK_BYTES);
-        if !out.is_empty() {
+        parts.clear();
+        if !session.direct.is_empty() {
+            parts.push(Outgoing::Owned(std::mem::take(&mut session.direct).into()));
+        }
+        client.drain_frames(&mut parts, WRITE_CHUNK_BYTES);
+        if !parts.is_empty() {
             // A client that stops reading blocks this write while its queue overflows: the
             // router's cut-off must end the connection now, not when the write times out.
-            let write = tokio::time::timeout(write_timeout, wr.write_all(&out));
-            tokio::pin!(write);
-            let written = loop {
-                tokio::select! {
-                    r = &mut write => break Some(r),
-                    _ = client.notify.notified() => {
-                        if client.is_cut() {
-                            break None;
+            let mut woken = false;
+            let written = {
+                let write = tokio::time::timeout(write_timeout, write_parts(&mut wr, &parts));
+                tokio::pin!(write);
+                loop {
+                    tokio::select! {
+                        r = &mut write => break Some(r),
+                        _ = client.notify.notified() => {
+                            if client.is_cut() {
+                                break None;
+                            }
+                            woken = true;
                         }
                     }
                 }
             };
+            // Written or not, let go of the frames now rather than at the next round.
+            parts.clear();
+            if woken {
+                // Frames queued during the write consumed the wake-up: keep it for the wait
+                // below, or they would sit until the next one.
+                client.notify.notify_one();
+            }
             match written {
                 None => break slow_consumer(),
                 Some(Ok(Ok(()))) => {}
@@ -343,4 +393,72 @@ pub async fn run_tls_listener(
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// A writer that takes at most `step` bytes per call, vectored or not.
+    struct Trickle {
+        got: Vec<u8>,
+        step: usize,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            let n = buf.len().min(self.step);
+            self.got.extend_from_slice(&buf[..n]);
+            Poll::Ready(Ok(n))
+        }
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[std::io::IoSlice<'_>],
+        ) -> Poll<std::io::Result<usize>> {
+            let mut n = 0;
+            for b in bufs {
+                let take = b.len().min(self.step - n);
+                self.got.extend_from_slice(&b[..take]);
+                n += take;
+                if n == self.step {
+                    break;
+                }
+            }
+            Poll::Ready(Ok(n))
+        }
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn vectored_writes_survive_partial_writes_in_any_place() {
+        // More pieces than one vectored write takes, of uneven sizes.
+        let parts: Vec<Outgoing> = (0..(IOV_PER_WRITE * 2 + 7))
+            .map(|i| Outgoing::Owned(bytes::Bytes::from(vec![(i % 251) as u8; 1 + i % 13])))
+            .collect();
+        let want: Vec<u8> = parts.iter().flat_map(|p| p.as_bytes().to_vec()).collect();
+        for step in [1, 2, 5, 12, 13, 14, 100, 4096, 1 << 20] {
+            let mut w = Trickle {
+                got: Vec::new(),
+                step,
+            };
+            write_parts(&mut w, &parts).await.unwrap();
+            assert_eq!(w.got, want, "step {step}");
+        }
+    }
 }

@@ -97,6 +97,25 @@ impl CotFrame {
     }
 }
 
+/// One piece of a client's pending output.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// A routed frame, in the format the client read when it was taken.
+    Frame(Arc<CotFrame>, Format),
+    /// Bytes made for this client alone (control answers, a late protobuf encoding).
+    Owned(Bytes),
+}
+
+impl Outgoing {
+    /// The bytes to write.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Outgoing::Frame(f, format) => f.bytes(*format),
+            Outgoing::Owned(b) => b,
+        }
+    }
+}
+
 /// Why a client was cut off by the router.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cutoff {
@@ -174,27 +193,31 @@ impl ClientHandle {
         self.cut.load(Ordering::Relaxed)
     }
 
-    /// Takes queued frames' bytes (in the client's current format) into `out`, stopping once
-    /// `out` holds `max_bytes` (at least one frame is always taken). Returns the number of
-    /// frames. When frames remain, the client is woken again, so a large backlog (a late
-    /// joiner's picture) is written in bounded pieces instead of one buffer per client.
-    pub fn drain_into(&self, out: &mut Vec<u8>, max_bytes: usize) -> usize {
+    /// Moves queued frames into `out` as [`Outgoing`] pieces in the client's current format,
+    /// stopping once they hold `max_bytes` (at least one frame is always taken). Returns the
+    /// number of frames. When frames remain, the client is woken again, so a large backlog (a
+    /// late joiner's picture) is written in bounded pieces. The frames are moved, not copied:
+    /// the connection hands them to one vectored write.
+    pub fn drain_frames(&self, out: &mut Vec<Outgoing>, max_bytes: usize) -> usize {
         let format = self.format();
         let mut taken = 0;
+        let mut bytes = 0;
         let mut q = self.queue.lock();
         while let Some(f) = q.frames.pop_front() {
-            let bytes = f.bytes(format);
-            q.bytes = q.bytes.saturating_sub(f.bytes(format).len());
-            if bytes.is_empty() && format == Format::Proto {
+            let len = f.bytes(format).len();
+            q.bytes = q.bytes.saturating_sub(len);
+            taken += 1;
+            if len == 0 && format == Format::Proto {
                 // Queued before any client spoke protobuf: encode it now (rare).
                 if let Some(p) = reencode_proto(&f.xml) {
-                    out.extend_from_slice(&p);
+                    bytes += p.len();
+                    out.push(Outgoing::Owned(Bytes::from(p)));
                 }
-            } else {
-                out.extend_from_slice(bytes);
+            } else if len > 0 {
+                bytes += len;
+                out.push(Outgoing::Frame(f, format));
             }
-            taken += 1;
-            if out.len() >= max_bytes {
+            if bytes >= max_bytes {
                 break;
             }
         }
@@ -205,6 +228,16 @@ impl ClientHandle {
         drop(q);
         if more {
             self.notify.notify_one();
+        }
+        taken
+    }
+
+    /// [`ClientHandle::drain_frames`], copying the bytes into one buffer.
+    pub fn drain_into(&self, out: &mut Vec<u8>, max_bytes: usize) -> usize {
+        let mut parts = Vec::new();
+        let taken = self.drain_frames(&mut parts, max_bytes);
+        for p in &parts {
+            out.extend_from_slice(p.as_bytes());
         }
         taken
     }
