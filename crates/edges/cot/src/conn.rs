@@ -79,6 +79,10 @@ impl Reader for TcpReader {
                 return Ok(open);
             }
         }
+        // More is waiting: give the other connections a turn first. A task that always has
+        // input otherwise never returns to the scheduler, and the runtime's other worker,
+        // which could take half of the connections, is never woken to steal them.
+        tokio::task::yield_now().await;
         Ok(true)
     }
 }
