@@ -181,12 +181,13 @@ async fn serve<R: Reader, W: AsyncWrite + Unpin + Send>(
             edge.cfg.max_queue_bytes
         ),
     };
-    let mut parts: Vec<Outgoing> = Vec::new();
     let close = loop {
         if client.is_cut() {
             break slow_consumer();
         }
-        parts.clear();
+        // Allocated per round (one allocation next to a system call) so that an idle
+        // connection keeps nothing of its largest round.
+        let mut parts: Vec<Outgoing> = Vec::new();
         if !session.direct.is_empty() {
             parts.push(Outgoing::Owned(std::mem::take(&mut session.direct).into()));
         }
@@ -210,8 +211,8 @@ async fn serve<R: Reader, W: AsyncWrite + Unpin + Send>(
                     }
                 }
             };
-            // Written or not, let go of the frames now rather than at the next round.
-            parts.clear();
+            // Written or not, let go of the frames now rather than after the next wait.
+            drop(parts);
             if woken {
                 // Frames queued during the write consumed the wake-up: keep it for the wait
                 // below, or they would sit until the next one.

@@ -25,6 +25,10 @@ use rampart_labels::{Clearance, Levels};
 use rampart_model::{Label, Timestamp};
 use tokio::sync::Notify;
 
+/// Queue slots an emptied client queue may keep; a larger one is freed once drained, so an
+/// idle client holds no memory for the backlog it once had.
+const IDLE_QUEUE_CAPACITY: usize = 1024;
+
 /// Identifies a connected client.
 pub type ClientId = u64;
 
@@ -224,6 +228,11 @@ impl ClientHandle {
         let more = !q.frames.is_empty();
         if !more {
             q.bytes = 0;
+            if q.frames.capacity() > IDLE_QUEUE_CAPACITY {
+                // A drained backlog (a late joiner's picture, a burst) would otherwise keep
+                // its peak capacity for as long as the client stays connected.
+                q.frames = VecDeque::new();
+            }
         }
         drop(q);
         if more {
@@ -623,6 +632,25 @@ mod tests {
         assert!(slow.is_cut());
         assert!(!fast.is_cut());
         assert_eq!(r.stats.overflow_cutoffs.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_drained_backlog_does_not_keep_its_queue_memory() {
+        let r = Router::new(1 << 30, 10_000);
+        for i in 0..5_000 {
+            r.publish(frame(&format!("e{i}"), None, &[], 1000), true);
+        }
+        let c = r.join(
+            chans(&[]),
+            recv(&[]),
+            Clearance::unrestricted(),
+            Timestamp(0),
+        );
+        assert!(c.queue.lock().frames.capacity() >= 5_000);
+        let mut parts = Vec::new();
+        while c.drain_frames(&mut parts, 64 * 1024) > 0 {}
+        assert_eq!(parts.len(), 5_000);
+        assert!(c.queue.lock().frames.capacity() <= IDLE_QUEUE_CAPACITY);
     }
 
     #[test]
