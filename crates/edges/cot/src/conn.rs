@@ -197,8 +197,12 @@ async fn serve<R: Reader, W: AsyncWrite + Unpin + Send>(
             // router's cut-off must end the connection now, not when the write times out.
             let mut woken = false;
             let written = {
-                let write = tokio::time::timeout(write_timeout, write_parts(&mut wr, &parts));
-                tokio::pin!(write);
+                // Boxed: the write's state (its I/O vector array, about 2 KiB) then exists
+                // only while a write is in progress, not in every idle connection's task.
+                let mut write = Box::pin(tokio::time::timeout(
+                    write_timeout,
+                    write_parts(&mut wr, &parts),
+                ));
                 loop {
                     tokio::select! {
                         r = &mut write => break Some(r),
