@@ -37,8 +37,7 @@ fn publish(edge: &CotEdge, e: &Entity) {
         edge.route_label_arc(&e.label),
         edge.router.has_proto_clients(),
     );
-    let (delivered, _) = edge.router.publish(f, true);
-    edge.cot_metrics.deliveries.inc_by(delivered);
+    edge.router.publish(f, true);
     edge.cot_metrics.bridged.inc();
 }
 

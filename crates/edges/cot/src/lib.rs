@@ -335,6 +335,7 @@ impl CotEdge {
                 cfg.max_cached_events,
                 labels.levels.clone(),
                 cot_metrics.label_withheld.clone(),
+                cot_metrics.deliveries.clone(),
             ),
             cot_metrics,
             labels,
@@ -398,8 +399,7 @@ impl CotEdge {
             self.route_label(label),
             self.router.has_proto_clients(),
         );
-        let (delivered, _) = self.router.publish(f, true);
-        self.cot_metrics.deliveries.inc_by(delivered);
+        self.router.publish(f, true);
     }
 
     /// The router, for inspection.

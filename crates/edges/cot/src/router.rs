@@ -9,10 +9,14 @@
 //! alike. The check runs once per (frame, client) and is skipped for unlabelled frames and
 //! unrestricted clients.
 //!
-//! Each event is encoded once per wire format into a shared [`CotFrame`]; delivering it to a
-//! client is pushing an `Arc` onto that client's queue and waking its connection task. A
-//! queue is bounded in bytes: a client that cannot keep up is disconnected with a log line and
-//! a metric, never silently skipped, so nothing is dropped for clients that keep up.
+//! Each event is encoded once per wire format into a shared [`CotFrame`] and appended to one
+//! broadcast log. Publishing does not visit every client's queue: each connection pulls the
+//! frames it wants from the log at its own cursor when it is ready to write, and only clients
+//! that are idle (everything pulled) are woken, once, by a frame they want. What a client has
+//! pulled but not yet written is its queue, bounded in bytes; a client that overflows it, or
+//! falls so far behind that the log (bounded by the same number of bytes) drops frames it has
+//! not pulled, is disconnected with a log line and a metric, never silently skipped, so
+//! nothing is dropped for clients that keep up.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -120,6 +124,26 @@ impl Outgoing {
     }
 }
 
+/// Appends `f` to `out` in `format`; returns the bytes added.
+fn take(f: Arc<CotFrame>, format: Format, out: &mut Vec<Outgoing>) -> usize {
+    let len = f.bytes(format).len();
+    if len == 0 && format == Format::Proto {
+        // Published before any client spoke protobuf: encode it now (rare).
+        return match reencode_proto(&f.xml) {
+            Some(p) => {
+                let n = p.len();
+                out.push(Outgoing::Owned(Bytes::from(p)));
+                n
+            }
+            None => 0,
+        };
+    }
+    if len > 0 {
+        out.push(Outgoing::Frame(f, format));
+    }
+    len
+}
+
 /// Why a client was cut off by the router.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cutoff {
@@ -141,11 +165,64 @@ pub struct ClientHandle {
     clearance: Clearance,
     format: AtomicU8,
     callsign: Mutex<Option<String>>,
+    /// Frames pulled from the log (or from the join snapshot) and not yet taken for writing.
     queue: Mutex<ClientQueue>,
-    /// Woken when the queue gains frames or the client is cut off.
+    /// Woken when a frame the idle client wants is published, or when it is cut off.
     pub notify: Notify,
     cut: AtomicBool,
+    /// The log sequence number of the next frame to pull. Changed under the log lock only.
+    cursor: AtomicU64,
+    /// Set (under the log lock) when the client has pulled and taken everything; the first
+    /// publisher of a frame it wants clears it and wakes the client.
+    idle: AtomicBool,
     max_queue_bytes: usize,
+    shared: Arc<Shared>,
+}
+
+/// The broadcast log: every published frame in order, for clients to pull at their cursor.
+#[derive(Debug, Default)]
+struct Log {
+    frames: VecDeque<Arc<CotFrame>>,
+    /// Sequence number of `frames[0]`.
+    first: u64,
+    /// XML bytes of the frames held: the log's bound is on these.
+    bytes: usize,
+}
+
+impl Log {
+    /// Sequence number of the next frame appended.
+    fn head(&self) -> u64 {
+        self.first + self.frames.len() as u64
+    }
+}
+
+/// What the router and its client handles share.
+#[derive(Debug)]
+struct Shared {
+    log: Mutex<Log>,
+    /// The node's classification levels, for [`Levels::permits`].
+    levels: Levels,
+    /// Mirrors `stats.label_withheld` into the node's metrics.
+    withheld: Counter,
+    /// Mirrors `stats.deliveries` into the node's metrics.
+    delivered: Counter,
+    stats: RouterStats,
+}
+
+impl Shared {
+    fn count_withheld(&self, n: u64) {
+        if n > 0 {
+            self.stats.label_withheld.fetch_add(n, Ordering::Relaxed);
+            self.withheld.inc_by(n);
+        }
+    }
+
+    fn count_delivered(&self, n: u64) {
+        if n > 0 {
+            self.stats.deliveries.fetch_add(n, Ordering::Relaxed);
+            self.delivered.inc_by(n);
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -197,33 +274,69 @@ impl ClientHandle {
         self.cut.load(Ordering::Relaxed)
     }
 
-    /// Moves queued frames into `out` as [`Outgoing`] pieces in the client's current format,
-    /// stopping once they hold `max_bytes` (at least one frame is always taken). Returns the
-    /// number of frames. When frames remain, the client is woken again, so a large backlog (a
-    /// late joiner's picture) is written in bounded pieces. The frames are moved, not copied:
-    /// the connection hands them to one vectored write.
+    /// Moves the client's pending frames into `out` as [`Outgoing`] pieces in its current
+    /// format, stopping once they hold `max_bytes` (at least one frame is always taken):
+    /// first what is already queued (the join snapshot, an earlier backlog), then the frames
+    /// it wants from the broadcast log since its cursor; what does not fit is queued. Returns
+    /// the number of frames taken. When frames remain, the client is woken again, so a large
+    /// backlog is written in bounded pieces. The frames are shared, not copied: the
+    /// connection hands them to one vectored write.
     pub fn drain_frames(&self, out: &mut Vec<Outgoing>, max_bytes: usize) -> usize {
         let format = self.format();
         let mut taken = 0;
         let mut bytes = 0;
+        let log = self.shared.log.lock();
         let mut q = self.queue.lock();
-        while let Some(f) = q.frames.pop_front() {
-            let len = f.bytes(format).len();
-            q.bytes = q.bytes.saturating_sub(len);
+        // 1. What was queued before comes first.
+        while bytes < max_bytes {
+            let Some(f) = q.frames.pop_front() else { break };
+            q.bytes = q.bytes.saturating_sub(f.bytes(format).len());
+            bytes += take(f, format, out);
             taken += 1;
-            if len == 0 && format == Format::Proto {
-                // Queued before any client spoke protobuf: encode it now (rare).
-                if let Some(p) = reencode_proto(&f.xml) {
-                    bytes += p.len();
-                    out.push(Outgoing::Owned(Bytes::from(p)));
+        }
+        // 2. New frames from the log, straight into `out` while the queue is empty.
+        let cursor = self.cursor.load(Ordering::Relaxed);
+        let (mut pulled, mut withheld) = (0u64, 0u64);
+        if cursor < log.first && !self.is_cut() {
+            // The log dropped frames this client had not pulled (only a client that was not
+            // idle can miss any): it did not keep up.
+            self.cut.store(true, Ordering::Relaxed);
+            self.shared
+                .stats
+                .overflow_cutoffs
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        if !self.is_cut() {
+            let start = (cursor.max(log.first) - log.first) as usize;
+            for f in log.frames.range(start..) {
+                if !self.wants(f) {
+                    continue;
                 }
-            } else if len > 0 {
-                bytes += len;
-                out.push(Outgoing::Frame(f, format));
+                if !self.may_see(f, &self.shared.levels) {
+                    withheld += 1;
+                    continue;
+                }
+                pulled += 1;
+                if q.frames.is_empty() && bytes < max_bytes {
+                    bytes += take(f.clone(), format, out);
+                    taken += 1;
+                    continue;
+                }
+                let len = f.bytes(format).len();
+                if q.bytes + len > self.max_queue_bytes {
+                    q.frames.clear();
+                    q.bytes = 0;
+                    self.cut.store(true, Ordering::Relaxed);
+                    self.shared
+                        .stats
+                        .overflow_cutoffs
+                        .fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                q.bytes += len;
+                q.frames.push_back(f.clone());
             }
-            if bytes >= max_bytes {
-                break;
-            }
+            self.cursor.store(log.head(), Ordering::Relaxed);
         }
         let more = !q.frames.is_empty();
         if !more {
@@ -234,8 +347,14 @@ impl ClientHandle {
                 q.frames = VecDeque::new();
             }
         }
+        // Idle is set under the log lock: a publisher that appends after this sees it and
+        // wakes the client; one that appended before is already in what was pulled.
+        self.idle.store(!more, Ordering::SeqCst);
         drop(q);
-        if more {
+        drop(log);
+        self.shared.count_delivered(pulled);
+        self.shared.count_withheld(withheld);
+        if more || self.is_cut() {
             self.notify.notify_one();
         }
         taken
@@ -268,31 +387,6 @@ impl ClientHandle {
         }
     }
 
-    /// Queues `frame`; false (and the client is cut off) when the byte bound is exceeded.
-    fn push(&self, frame: Arc<CotFrame>) -> bool {
-        if self.is_cut() {
-            return true;
-        }
-        let len = frame.bytes(self.format()).len();
-        let mut q = self.queue.lock();
-        if q.bytes + len > self.max_queue_bytes {
-            q.frames.clear();
-            q.bytes = 0;
-            drop(q);
-            self.cut.store(true, Ordering::Relaxed);
-            self.notify.notify_one();
-            return false;
-        }
-        let was_empty = q.frames.is_empty();
-        q.bytes += len;
-        q.frames.push_back(frame);
-        drop(q);
-        if was_empty {
-            self.notify.notify_one();
-        }
-        true
-    }
-
     fn wants(&self, frame: &CotFrame) -> bool {
         if frame.origin == Some(self.id) {
             return false;
@@ -319,7 +413,7 @@ impl ClientHandle {
 /// Router counters.
 #[derive(Debug, Default)]
 pub struct RouterStats {
-    /// Frames written into client queues.
+    /// Frames pulled by clients for writing (one per receiving client).
     pub deliveries: AtomicU64,
     /// Clients cut off for not keeping up.
     pub overflow_cutoffs: AtomicU64,
@@ -327,7 +421,7 @@ pub struct RouterStats {
     pub label_withheld: AtomicU64,
 }
 
-/// The registry of connected clients and the late-joiner cache.
+/// The registry of connected clients, the broadcast log and the late-joiner cache.
 #[derive(Debug)]
 pub struct Router {
     clients: RwLock<HashMap<ClientId, Arc<ClientHandle>>>,
@@ -336,33 +430,31 @@ pub struct Router {
     proto_clients: AtomicU64,
     max_queue_bytes: usize,
     max_cached: usize,
-    /// The node's classification levels, for [`Levels::permits`].
-    levels: Levels,
-    /// Mirrors `stats.label_withheld` into the node's metrics.
-    withheld: Counter,
-    /// Counters.
-    pub stats: RouterStats,
+    shared: Arc<Shared>,
 }
 
 impl Router {
-    /// A router whose client queues hold at most `max_queue_bytes`, caching the latest event
-    /// of at most `max_cached` entities for late joiners, with the default levels.
+    /// A router whose client queues (and broadcast log) hold at most `max_queue_bytes`,
+    /// caching the latest event of at most `max_cached` entities for late joiners, with the
+    /// default levels.
     pub fn new(max_queue_bytes: usize, max_cached: usize) -> Self {
         Self::with_levels(
             max_queue_bytes,
             max_cached,
             Levels::default(),
             Counter::default(),
+            Counter::default(),
         )
     }
 
     /// [`Router::new`] comparing labels against `levels`, counting withheld frames in
-    /// `withheld` as well as in [`RouterStats::label_withheld`].
+    /// `withheld` and deliveries in `delivered` as well as in [`RouterStats`].
     pub fn with_levels(
         max_queue_bytes: usize,
         max_cached: usize,
         levels: Levels,
         withheld: Counter,
+        delivered: Counter,
     ) -> Self {
         Router {
             clients: RwLock::new(HashMap::new()),
@@ -371,21 +463,24 @@ impl Router {
             proto_clients: AtomicU64::new(0),
             max_queue_bytes: max_queue_bytes.max(1024),
             max_cached,
-            levels,
-            withheld,
-            stats: RouterStats::default(),
+            shared: Arc::new(Shared {
+                log: Mutex::new(Log::default()),
+                levels,
+                withheld,
+                delivered,
+                stats: RouterStats::default(),
+            }),
         }
     }
 
-    fn count_withheld(&self, n: u64) {
-        if n > 0 {
-            self.stats.label_withheld.fetch_add(n, Ordering::Relaxed);
-            self.withheld.inc_by(n);
-        }
+    /// Counters.
+    pub fn stats(&self) -> &RouterStats {
+        &self.shared.stats
     }
 
     /// Registers a client in `channels`, cleared for `clearance`, and queues the current
-    /// picture for it: the latest non-stale event of every entity it may see.
+    /// picture for it: the latest non-stale event of every entity it may see. Live frames
+    /// follow from the log's head at the time of joining.
     pub fn join(
         &self,
         channels: Arc<[Arc<str>]>,
@@ -394,6 +489,7 @@ impl Router {
         now: Timestamp,
     ) -> Arc<ClientHandle> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut clients = self.clients.write();
         let client = Arc::new(ClientHandle {
             id,
             channels,
@@ -404,11 +500,15 @@ impl Router {
             queue: Mutex::new(ClientQueue::default()),
             notify: Notify::new(),
             cut: AtomicBool::new(false),
+            cursor: AtomicU64::new(self.shared.log.lock().head()),
+            idle: AtomicBool::new(false),
             max_queue_bytes: self.max_queue_bytes,
+            shared: self.shared.clone(),
         });
         // Register first, then snapshot: an event published in between may arrive twice,
         // which TAK clients handle (same uid, same time), but none is missed.
-        self.clients.write().insert(id, client.clone());
+        clients.insert(id, client.clone());
+        drop(clients);
         let snapshot: Vec<Arc<CotFrame>> = self
             .latest
             .lock()
@@ -423,11 +523,11 @@ impl Router {
             if !client.wants(f) {
                 return false;
             }
-            let ok = client.may_see(f, &self.levels);
+            let ok = client.may_see(f, &self.shared.levels);
             withheld += u64::from(!ok);
             ok
         }));
-        self.count_withheld(withheld);
+        self.shared.count_withheld(withheld);
         client
     }
 
@@ -467,10 +567,10 @@ impl Router {
         self.len() == 0
     }
 
-    /// Delivers `frame` to every client that may see it, and remembers it for late joiners
-    /// when `cache` is set. Returns the deliveries made and the clients cut off for
-    /// overflowing.
-    pub fn publish(&self, frame: Arc<CotFrame>, cache: bool) -> (u64, Vec<ClientId>) {
+    /// Appends `frame` to the broadcast log for every client that may see it, wakes the idle
+    /// clients that want it, and remembers it for late joiners when `cache` is set. Returns
+    /// the clients cut off because the log had to drop frames they had not pulled.
+    pub fn publish(&self, frame: Arc<CotFrame>, cache: bool) -> Vec<ClientId> {
         let mut frame = frame;
         if cache {
             let mut latest = self.latest.lock();
@@ -480,7 +580,7 @@ impl Router {
             if let Some(prev) = latest.get(&frame.uid).and_then(|p| p.label.clone()) {
                 let joined = match &frame.label {
                     Some(l) if **l == *prev => None,
-                    Some(l) => Some(self.levels.join(&prev, l)).filter(|j| *j != **l),
+                    Some(l) => Some(self.shared.levels.join(&prev, l)).filter(|j| *j != **l),
                     None => Some((*prev).clone()),
                 };
                 if let Some(j) = joined {
@@ -491,30 +591,56 @@ impl Router {
                 latest.insert(frame.uid.clone(), frame.clone());
             }
         }
+        let clients = self.clients.read();
         let mut cut = Vec::new();
-        let mut delivered = 0u64;
-        let mut withheld = 0u64;
-        for c in self.clients.read().values() {
-            if c.wants(&frame) {
-                if !c.may_see(&frame, &self.levels) {
-                    withheld += 1;
-                } else if c.push(frame.clone()) {
-                    delivered += 1;
-                } else {
-                    cut.push(c.id);
+        {
+            let mut log = self.shared.log.lock();
+            log.bytes += frame.xml.len();
+            log.frames.push_back(frame.clone());
+            if log.bytes > self.max_queue_bytes {
+                // Drop an eighth of the bound at once, so the clients are visited once per
+                // eighth and not once per frame.
+                let keep = self.max_queue_bytes - self.max_queue_bytes / 8;
+                while log.bytes > keep {
+                    let Some(f) = log.frames.pop_front() else {
+                        break;
+                    };
+                    log.bytes = log.bytes.saturating_sub(f.xml.len());
+                    log.first += 1;
+                }
+                let first = log.first;
+                for c in clients.values() {
+                    if c.cursor.load(Ordering::Relaxed) >= first {
+                        continue;
+                    }
+                    if c.idle.load(Ordering::SeqCst) {
+                        // Idle and not woken since: nothing it wants was published, so the
+                        // dropped frames were none of its business.
+                        c.cursor.store(first, Ordering::Relaxed);
+                    } else if !c.cut.swap(true, Ordering::Relaxed) {
+                        c.notify.notify_one();
+                        cut.push(c.id);
+                    }
                 }
             }
         }
-        self.stats
-            .deliveries
-            .fetch_add(delivered, Ordering::Relaxed);
-        self.count_withheld(withheld);
+        for c in clients.values() {
+            if c.idle.load(Ordering::SeqCst)
+                && c.wants(&frame)
+                && c.may_see(&frame, &self.shared.levels)
+                && c.idle.swap(false, Ordering::SeqCst)
+            {
+                c.notify.notify_one();
+            }
+        }
+        drop(clients);
         if !cut.is_empty() {
-            self.stats
+            self.shared
+                .stats
                 .overflow_cutoffs
                 .fetch_add(cut.len() as u64, Ordering::Relaxed);
         }
-        (delivered, cut)
+        cut
     }
 
     /// Drops cached events that are stale at `now`. Returns how many were dropped.
@@ -625,13 +751,58 @@ mod tests {
         );
         let mut cut = Vec::new();
         for i in 0..200 {
-            cut.extend(r.publish(frame(&format!("e{i}"), None, &[], 1000), false).1);
+            cut.extend(r.publish(frame(&format!("e{i}"), None, &[], 1000), false));
             drained(&fast);
         }
         assert_eq!(cut, vec![slow.id]);
         assert!(slow.is_cut());
         assert!(!fast.is_cut());
-        assert_eq!(r.stats.overflow_cutoffs.load(Ordering::Relaxed), 1);
+        assert_eq!(r.stats().overflow_cutoffs.load(Ordering::Relaxed), 1);
+    }
+
+    /// The log wraps many times over while a client of a quiet channel is idle: it is not cut
+    /// (nothing it wants was dropped), it is not woken by traffic it does not want, and it
+    /// still gets the next frame it does want.
+    #[tokio::test]
+    async fn idle_clients_of_quiet_channels_survive_the_log_wrapping_and_sleep() {
+        let r = Router::new(1024, 100);
+        let red = r.join(
+            chans(&["red"]),
+            recv(&["red"]),
+            Clearance::unrestricted(),
+            Timestamp(0),
+        );
+        let blue = r.join(
+            chans(&["blue"]),
+            recv(&["blue"]),
+            Clearance::unrestricted(),
+            Timestamp(0),
+        );
+        assert_eq!(drained(&red), "");
+        let woken = |c: &ClientHandle| futures_now(c.notify.notified());
+        // Clear the join's wake-up.
+        let _ = woken(&red);
+        let mut cut = Vec::new();
+        for i in 0..500 {
+            cut.extend(r.publish(frame(&format!("b{i}"), None, &["blue"], 1000), false));
+            if i % 10 == 0 {
+                drained(&blue);
+            }
+        }
+        assert!(cut.is_empty(), "cut: {cut:?}");
+        assert!(!red.is_cut() && !blue.is_cut());
+        assert!(!woken(&red), "woken by frames of another channel");
+        r.publish(frame("r1", None, &["red"], 1000), false);
+        assert!(woken(&red), "not woken by a frame it wants");
+        assert_eq!(drained(&red), "<event uid='r1'/>");
+    }
+
+    /// Whether a `notified()` future is ready at once (a stored wake-up).
+    fn futures_now(f: tokio::sync::futures::Notified<'_>) -> bool {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut f = std::pin::pin!(f);
+        f.as_mut().poll(&mut cx).is_ready()
     }
 
     #[test]
@@ -780,12 +951,18 @@ mod tests {
     #[test]
     fn live_routing_respects_clearance_and_releasability() {
         let withheld = Counter::default();
-        let r = Router::with_levels(1 << 20, 100, Levels::default(), withheld.clone());
+        let r = Router::with_levels(
+            1 << 20,
+            100,
+            Levels::default(),
+            withheld.clone(),
+            Counter::default(),
+        );
         let clients = cleared(&r);
         publish_all(&r);
         expect_by_clearance(&clients, "live");
         // nato: s-fvey, ts, typo; conf: + s-nato; anon: + c.
-        assert_eq!(r.stats.label_withheld.load(Ordering::Relaxed), 3 + 4 + 5);
+        assert_eq!(r.stats().label_withheld.load(Ordering::Relaxed), 3 + 4 + 5);
         assert_eq!(withheld.get(), 3 + 4 + 5);
     }
 
@@ -795,7 +972,7 @@ mod tests {
         publish_all(&r);
         let clients = cleared(&r);
         expect_by_clearance(&clients, "snapshot");
-        assert_eq!(r.stats.label_withheld.load(Ordering::Relaxed), 3 + 4 + 5);
+        assert_eq!(r.stats().label_withheld.load(Ordering::Relaxed), 3 + 4 + 5);
     }
 
     /// An unlabelled (or lower-labelled) update of an entity cached under a higher label is
@@ -842,6 +1019,6 @@ mod tests {
         Arc::get_mut(&mut own).unwrap().label = label("UNCLASSIFIED", &[]);
         r.publish(own, false);
         assert_eq!(drained(&nato), "");
-        assert_eq!(r.stats.label_withheld.load(Ordering::Relaxed), 0);
+        assert_eq!(r.stats().label_withheld.load(Ordering::Relaxed), 0);
     }
 }

@@ -271,8 +271,7 @@ impl Session {
             self.label.clone(),
             self.edge.router.has_proto_clients(),
         );
-        let (delivered, _cut) = self.edge.router.publish(frame, true);
-        self.edge.cot_metrics.deliveries.inc_by(delivered);
+        self.edge.router.publish(frame, true);
         match event.to_report_with(&rampart_model::Limits::default()) {
             Ok(mut r) => {
                 r.provenance = self.provenance.clone();

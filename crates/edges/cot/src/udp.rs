@@ -93,8 +93,7 @@ fn handle(
         label.clone(),
         edge.router.has_proto_clients(),
     );
-    let (delivered, _) = edge.router.publish(f, true);
-    edge.cot_metrics.deliveries.inc_by(delivered);
+    edge.router.publish(f, true);
     match event.to_report() {
         Ok(mut r) => {
             let who = match signer {
