@@ -4,7 +4,7 @@
 # (`rampart bench tak-fanout | tak-ingest | tak-idle`, crates/app/bench/src/tak.rs).
 #
 #   scripts/bench-tak.sh            # everything (about 10 minutes)
-#   TAK_SKIP_FTS=1 scripts/bench-tak.sh       # Rampart only
+#   TAK_SKIP_FTS=1 scripts/bench-tak.sh       # Rampart only (keeps FreeTAKServer's last figures)
 #   TAK_SKIP_RAMPART=1 scripts/bench-tak.sh   # FreeTAKServer only (keeps Rampart's last figures)
 #
 # Scenarios (TAK routing is all-to-all: one event written to one client is one delivery):
@@ -24,7 +24,9 @@ SECS=${TAK_SECONDS:-10}
 FTS_VENV=target/fts-venv
 FTS_START_TIMEOUT=${TAK_FTS_START_TIMEOUT:-90}
 mkdir -p "$OUT"
-[ -n "${TAK_SKIP_RAMPART:-}" ] || rm -f "$OUT"/*.txt "$OUT"/*.reasons
+# A skipped server keeps its last figures in the table.
+[ -n "${TAK_SKIP_RAMPART:-}" ] || rm -f "$OUT"/rampart-*.txt "$OUT"/rampart-*.reasons
+[ -n "${TAK_SKIP_FTS:-}" ] || rm -f "$OUT"/fts-*.txt "$OUT"/fts-*.reasons
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if [ "$(ulimit -n)" -lt 20100 ]; then
   echo "note: open-file limit is $(ulimit -n); the 10,000-connection idle test needs about 10,100" >&2
