@@ -239,10 +239,15 @@ async fn serve<R: Reader, W: AsyncWrite + Unpin + Send>(
             None => session.last_rx + idle,
         };
         tokio::select! {
-            r = reader.read_into(&mut session) => match r {
-                Ok(true) => {}
-                Ok(false) => break closed("end of stream"),
-                Err(c) => break c,
+            r = reader.read_into(&mut session) => {
+                if let Some(reports) = session.take_reports() {
+                    edge.ingest.send(reports).await;
+                }
+                match r {
+                    Ok(true) => {}
+                    Ok(false) => break closed("end of stream"),
+                    Err(c) => break c,
+                }
             },
             _ = client.notify.notified() => {
                 // Let a few more events gather before writing: one write of many events costs

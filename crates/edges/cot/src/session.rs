@@ -116,17 +116,11 @@ impl Session {
         self.owner = Some(Arc::from(cn));
     }
 
-    /// Absorbs bytes from the client: routes its events, answers control events, and hands
-    /// its reports to the engine. An error closes the connection.
+    /// Absorbs bytes from the client: routes its events, answers control events, and keeps
+    /// its reports for [`Session::take_reports`]. An error closes the connection.
     pub fn on_bytes(&mut self, data: &[u8]) -> Result<(), Close> {
         self.last_rx = Instant::now();
         let result = self.absorb(data);
-        if !self.reports.is_empty() {
-            let batch = std::mem::take(&mut self.reports);
-            if let Err(e) = self.edge.sink.submit_unacked(batch) {
-                tracing::error!(error = %e, kind = self.kind, "CoT reports not stored");
-            }
-        }
         let pending = match &self.input {
             Input::Xml(s) => s.buffered(),
             Input::Proto(s) => s.buffered(),
@@ -294,6 +288,12 @@ impl Session {
                 .direct
                 .extend_from_slice(&rampart_codec_cot::encode_stream(&event.to_tak_message())),
         }
+    }
+
+    /// The reports of the events absorbed since the last call, for the engine (also after an
+    /// error: what arrived before the bad input is kept).
+    pub fn take_reports(&mut self) -> Option<Vec<Report>> {
+        (!self.reports.is_empty()).then(|| std::mem::take(&mut self.reports))
     }
 
     /// Leaves the router.
