@@ -78,7 +78,8 @@ pub mod attr {
 fn fit(s: &str, max: usize) -> Option<Text> {
     // Fast path: printable ASCII that fits is kept as is (one copy, no per-char pushes).
     if s.len() <= max && s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        return (!s.trim().is_empty()).then(|| Text::from(s));
+        // Of printable ASCII only the space is white space.
+        return s.bytes().any(|b| b != b' ').then(|| Text::from(s));
     }
     let mut out = Text::default();
     for c in s.chars() {
@@ -95,51 +96,158 @@ fn fit(s: &str, max: usize) -> Option<Text> {
     }
 }
 
+/// [`fit`] for a detail value: a [`Text`] that needs no change is cloned (a copy of its
+/// inline bytes for short ones) rather than built again from its characters.
+trait Fit {
+    fn fit(&self, max: usize) -> Option<Text>;
+}
+
+impl Fit for str {
+    fn fit(&self, max: usize) -> Option<Text> {
+        fit(self, max)
+    }
+}
+
+impl Fit for Text {
+    fn fit(&self, max: usize) -> Option<Text> {
+        if self.len() <= max && self.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            return self.bytes().any(|b| b != b' ').then(|| self.clone());
+        }
+        fit(self, max)
+    }
+}
+
 fn within(v: f64, lo: f64, hi: f64) -> Option<f64> {
     (v.is_finite() && (lo..=hi).contains(&v)).then_some(v)
 }
 
-/// Gathers attributes in fill order. Every key is a distinct `attr` constant, so a list
-/// turned into the map at the end holds what inserting one by one would, and the map is
-/// built in one sorted pass instead of by a search per insert.
+/// The `attr` names in byte order: an attribute's index here is its slot in [`AttrSink`].
+const SORTED: [&str; 26] = [
+    attr::ACCESS,
+    attr::BATTERY,
+    attr::CAVEAT,
+    attr::CHAT_ROOM,
+    attr::CHAT_ID,
+    attr::CHAT_MESSAGE_ID,
+    attr::CHAT_SENDER,
+    attr::CONTACT_ENDPOINT,
+    attr::CONTACT_PHONE,
+    attr::EMERGENCY_CANCEL,
+    attr::EMERGENCY_TYPE,
+    attr::GROUP_NAME,
+    attr::GROUP_ROLE,
+    attr::LINK_PARENT_CALLSIGN,
+    attr::LINK_PARENT_UID,
+    attr::OPEX,
+    attr::ALTSRC,
+    attr::GEOPOINTSRC,
+    attr::QOS,
+    attr::RELEASABLE_TO,
+    attr::REMARKS,
+    attr::TAKV_DEVICE,
+    attr::TAKV_OS,
+    attr::TAKV_PLATFORM,
+    attr::TAKV_VERSION,
+    attr::DROID,
+];
+
+/// The longest name in [`SORTED`].
+const LONGEST_NAME: usize = {
+    let mut i = 0;
+    let mut max = 0;
+    while i < SORTED.len() {
+        if SORTED[i].len() > max {
+            max = SORTED[i].len();
+        }
+        i += 1;
+    }
+    max
+};
+
+/// The slot of `name` in [`SORTED`], evaluated at compile time (`const { slot(..) }`).
+const fn slot(name: &str) -> usize {
+    let mut i = 0;
+    while i < SORTED.len() {
+        let s = SORTED[i].as_bytes();
+        let n = name.as_bytes();
+        if s.len() == n.len() {
+            let mut j = 0;
+            while j < s.len() && s[j] == n[j] {
+                j += 1;
+            }
+            if j == s.len() {
+                return i;
+            }
+        }
+        i += 1;
+    }
+    panic!("not an attr name")
+}
+
+/// Gathers attributes in fill order (so `max_attributes` keeps the first ones) into one slot
+/// per name, in name order: every name is a distinct `attr` constant, so the map built from
+/// the slots at the end holds what inserting one by one would, with no sort.
 struct AttrSink<'l> {
-    attrs: Vec<(&'static str, AttrValue)>,
+    slots: [Option<AttrValue>; SORTED.len()],
+    n: usize,
     limits: &'l Limits,
 }
 
 impl AttrSink<'_> {
     fn full(&self) -> bool {
-        self.attrs.len() >= self.limits.max_attributes
+        self.n >= self.limits.max_attributes
     }
-    fn text(&mut self, key: &'static str, value: Option<&str>) {
+    fn text<T: Fit + ?Sized>(&mut self, slot: usize, value: Option<&T>) {
         if self.full() {
             return;
         }
-        if let Some(v) = value.and_then(|v| fit(v, self.limits.max_attribute_text_len)) {
-            self.attrs.push((key, AttrValue::Text(v)));
+        if let Some(v) = value.and_then(|v| v.fit(self.limits.max_attribute_text_len)) {
+            self.slots[slot] = Some(AttrValue::Text(v));
+            self.n += 1;
         }
     }
-    fn num(&mut self, key: &'static str, value: Option<f64>) {
+    fn num(&mut self, slot: usize, value: Option<f64>) {
         if let Some(v) = value.filter(|v| v.is_finite())
             && !self.full()
         {
-            self.attrs.push((key, AttrValue::Num(v)));
+            self.slots[slot] = Some(AttrValue::Num(v));
+            self.n += 1;
         }
+    }
+    /// The map, from the slots: already in order, so `from_iter`'s sort finds them sorted,
+    /// and a vector of exactly the map's item type is reused by its collect (no copy).
+    fn into_map(self) -> Attributes {
+        let mut items = Vec::with_capacity(self.n);
+        for (i, v) in self.slots.into_iter().enumerate() {
+            if let Some(v) = v {
+                items.push((Text::const_new(SORTED[i]), v));
+            }
+        }
+        Attributes::from_iter(items)
     }
 }
 
-/// `limits.validate(r)` for a report whose attributes an [`AttrSink`] filled: their values
-/// are fitted (no control character, within the text limit), finite, and at most
-/// `max_attributes`, so only the names' lengths are left to check, in the order `validate`
-/// checks them (after every other field; label and id, checked last, are unset here).
+/// `limits.validate(r)` for a report whose callsign, `how` and attributes were fitted here:
+/// the callsign and the attribute values hold no control character and are within their
+/// limits (so are finite numbers, and at most `max_attributes` of them), the `how` is within
+/// its limit with no control character. So only the names' lengths are left to check, in the
+/// order `validate` checks them (after every other field; label and id, checked last, are
+/// unset here).
 fn validate_fitted(limits: &Limits, r: &mut Report) -> Result<(), FieldError> {
     if r.label.is_some() || r.id.is_some() {
         return limits.validate(r);
     }
     let attrs = std::mem::take(&mut r.attributes);
+    let callsign = r.callsign.take();
+    let how = r.how.take();
     let rest = limits.validate(r);
     r.attributes = attrs;
+    r.callsign = callsign;
+    r.how = how;
     rest?;
+    if LONGEST_NAME <= limits.max_attribute_key_len {
+        return Ok(());
+    }
     for k in r.attributes.keys() {
         if k.len() > limits.max_attribute_key_len {
             return Err(FieldError::new(
@@ -194,67 +302,76 @@ impl CotEvent {
         r.stale = Some(self.stale.max(self.time));
 
         let mut a = AttrSink {
-            attrs: Vec::with_capacity(16),
+            slots: Default::default(),
+            n: 0,
             limits,
         };
         a.num(
-            attr::BATTERY,
+            const { slot(attr::BATTERY) },
             d.status.as_ref().and_then(|s| s.battery).map(f64::from),
         );
         if let Some(g) = &d.group {
-            a.text(attr::GROUP_NAME, g.name.as_deref());
-            a.text(attr::GROUP_ROLE, g.role.as_deref());
+            a.text(const { slot(attr::GROUP_NAME) }, g.name.as_ref());
+            a.text(const { slot(attr::GROUP_ROLE) }, g.role.as_ref());
         }
         if let Some(c) = &d.contact {
-            a.text(attr::CONTACT_ENDPOINT, c.endpoint.as_deref());
-            a.text(attr::CONTACT_PHONE, c.extra.get("phone"));
+            a.text(const { slot(attr::CONTACT_ENDPOINT) }, c.endpoint.as_ref());
+            a.text(const { slot(attr::CONTACT_PHONE) }, c.extra.get("phone"));
         }
         if let Some(t) = &d.takv {
-            a.text(attr::TAKV_PLATFORM, t.platform.as_deref());
-            a.text(attr::TAKV_VERSION, t.version.as_deref());
-            a.text(attr::TAKV_DEVICE, t.device.as_deref());
-            a.text(attr::TAKV_OS, t.os.as_deref());
+            a.text(const { slot(attr::TAKV_PLATFORM) }, t.platform.as_ref());
+            a.text(const { slot(attr::TAKV_VERSION) }, t.version.as_ref());
+            a.text(const { slot(attr::TAKV_DEVICE) }, t.device.as_ref());
+            a.text(const { slot(attr::TAKV_OS) }, t.os.as_ref());
         }
         if let Some(pl) = &d.precision_location {
-            a.text(attr::GEOPOINTSRC, pl.geopointsrc.as_deref());
-            a.text(attr::ALTSRC, pl.altsrc.as_deref());
+            a.text(const { slot(attr::GEOPOINTSRC) }, pl.geopointsrc.as_ref());
+            a.text(const { slot(attr::ALTSRC) }, pl.altsrc.as_ref());
         }
-        a.text(attr::DROID, d.uid.as_ref().and_then(|u| u.droid.as_deref()));
-        a.text(attr::REMARKS, d.remarks.as_ref().map(|r| r.text.as_str()));
+        a.text(
+            const { slot(attr::DROID) },
+            d.uid.as_ref().and_then(|u| u.droid.as_ref()),
+        );
+        a.text(
+            const { slot(attr::REMARKS) },
+            d.remarks.as_ref().map(|r| r.text.as_str()),
+        );
         if let Some(e) = &d.emergency {
-            a.text(attr::EMERGENCY_TYPE, e.emergency_type.as_deref());
-            a.text(attr::EMERGENCY_CANCEL, e.cancel.as_deref());
+            a.text(
+                const { slot(attr::EMERGENCY_TYPE) },
+                e.emergency_type.as_ref(),
+            );
+            a.text(const { slot(attr::EMERGENCY_CANCEL) }, e.cancel.as_ref());
         }
         if let Some(c) = &d.chat {
-            a.text(attr::CHAT_ROOM, c.chatroom.as_deref());
-            a.text(attr::CHAT_SENDER, c.sender_callsign.as_deref());
-            a.text(attr::CHAT_ID, c.id.as_deref());
-            a.text(attr::CHAT_MESSAGE_ID, c.message_id.as_deref());
+            a.text(const { slot(attr::CHAT_ROOM) }, c.chatroom.as_ref());
+            a.text(
+                const { slot(attr::CHAT_SENDER) },
+                c.sender_callsign.as_ref(),
+            );
+            a.text(const { slot(attr::CHAT_ID) }, c.id.as_ref());
+            a.text(const { slot(attr::CHAT_MESSAGE_ID) }, c.message_id.as_ref());
         }
         if let Some(l) = d
             .links
             .iter()
             .find(|l| l.relation.as_deref() == Some("p-p"))
         {
-            a.text(attr::LINK_PARENT_UID, l.uid.as_deref());
-            a.text(attr::LINK_PARENT_CALLSIGN, l.parent_callsign.as_deref());
+            a.text(const { slot(attr::LINK_PARENT_UID) }, l.uid.as_ref());
+            a.text(
+                const { slot(attr::LINK_PARENT_CALLSIGN) },
+                l.parent_callsign.as_ref(),
+            );
         }
-        a.text(attr::ACCESS, self.access.as_deref());
-        a.text(attr::QOS, self.qos.as_deref());
-        a.text(attr::OPEX, self.opex.as_deref());
-        a.text(attr::CAVEAT, self.caveat.as_deref());
-        a.text(attr::RELEASABLE_TO, self.releasable_to.as_deref());
-        // Sorted here on the plain names (most differ in their first byte), the map's own
-        // sort finds them in order; the names are static, so no key allocates.
-        let mut attrs = a.attrs;
-        attrs.sort_unstable_by(|x, y| {
-            let (x, y) = (x.0.as_bytes(), y.0.as_bytes());
-            x.first().cmp(&y.first()).then_with(|| x.cmp(y))
-        });
-        r.attributes = attrs
-            .into_iter()
-            .map(|(k, v)| (Text::const_new(k), v))
-            .collect();
+        a.text(const { slot(attr::ACCESS) }, self.access.as_ref());
+        a.text(const { slot(attr::QOS) }, self.qos.as_ref());
+        a.text(const { slot(attr::OPEX) }, self.opex.as_ref());
+        a.text(const { slot(attr::CAVEAT) }, self.caveat.as_ref());
+        a.text(
+            const { slot(attr::RELEASABLE_TO) },
+            self.releasable_to.as_ref(),
+        );
+        r.attributes = a.into_map();
 
         validate_fitted(limits, &mut r)?;
         Ok(r)
@@ -426,6 +543,20 @@ fn build(f: Fields<'_>) -> CotEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sorted_names_are_the_attr_names_in_order() {
+        assert!(SORTED.windows(2).all(|w| w[0] < w[1]), "{SORTED:?}");
+        let src = include_str!("report.rs");
+        let module = &src[src.find("pub mod attr {").unwrap()..];
+        let module = &module[..module.find("\n}").unwrap()];
+        assert_eq!(module.matches("pub const").count(), SORTED.len());
+        for (i, name) in SORTED.iter().enumerate() {
+            assert_eq!(slot(name), i);
+            assert!(module.contains(&format!("&str = \"{name}\";")), "{name}");
+        }
+        assert_eq!(LONGEST_NAME, attr::GEOPOINTSRC.len());
+    }
 
     #[test]
     fn fit_cleans_and_truncates_on_char_boundaries() {

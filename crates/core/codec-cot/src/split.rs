@@ -14,7 +14,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use crate::xml::parse::{parse_fast_prefix, suspicious_byte};
+use crate::xml::parse::{blank_event, parse_fast_prefix, suspicious_byte};
 use crate::{CotEvent, CotLimits};
 
 /// Why the stream cannot be split any further. The caller closes the connection.
@@ -115,6 +115,12 @@ pub struct XmlStreamSplitter {
     failed: Option<SplitError>,
 }
 
+/// Finds `</event>` for [`XmlStreamSplitter::next_event`]. Built once per process: building
+/// one costs about as much as a search through a whole event, and one per splitter would add
+/// its size to every connection.
+static END_TAG: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"</event>"));
+
 impl Default for XmlStreamSplitter {
     fn default() -> Self {
         Self::new(crate::CotLimits::DEFAULT_MAX_EVENT_BYTES)
@@ -170,7 +176,7 @@ impl XmlStreamSplitter {
         // root's (one in an attribute value, or a nested `<event>`), the fast reader meets the
         // end of its input inside the root and gives up.
         let rest = &b[skip..];
-        let len = memchr::memmem::find(rest, b"</event>")? + b"</event>".len();
+        let len = END_TAG.find(rest)? + b"</event>".len();
         // The lexer fails a frame that, with what it skipped before it, exceeds `max_frame`
         // (a conservative bound: beyond it the lexer decides).
         if len > limits.max_event_bytes || skip + len > self.max_frame {
@@ -185,7 +191,8 @@ impl XmlStreamSplitter {
             return None;
         }
         let text = std::str::from_utf8(candidate).ok()?;
-        let (event, len) = parse_fast_prefix(text, limits)?;
+        let mut event = blank_event();
+        let len = parse_fast_prefix(text, limits, &mut event)?;
         let frame = Bytes::copy_from_slice(&rest[..len]);
         self.buf.advance(skip + len);
         self.offset += (skip + len) as u64;

@@ -104,3 +104,80 @@ fn xml_parse_only() {
         black_box(parse_xml(black_box(PLI.as_bytes()), &limits).unwrap());
     }
 }
+
+/// The ~590-byte ATAK PLI the TAK load generator writes (`crates/app/bench/src/tak.rs`,
+/// `write_pli`): what the server ingests in the TAK benchmark.
+fn atak_pli(seq: u64) -> String {
+    format!(
+        "<event version=\"2.0\" uid=\"ANDROID-rb7-i01-{seq:05}\" type=\"a-f-G-U-C\" how=\"m-g\" \
+         time=\"2026-11-29T09:21:33.412Z\" start=\"2026-11-29T09:21:33.412Z\" \
+         stale=\"2026-11-29T09:23:33Z\"><point lat=\"{lat:.6}\" lon=\"{lon:.6}\" hae=\"512.3\" \
+         ce=\"4.9\" le=\"9999999.0\"/><detail><takv os=\"34\" version=\"5.2.0.8\" \
+         device=\"GOOGLE PIXEL 7\" platform=\"ATAK-CIV\"/><contact endpoint=\"*:-1:stcp\" \
+         callsign=\"RB-I1-{seq}\"/><uid Droid=\"RB-I1-{seq}\"/><precisionlocation altsrc=\"GPS\" \
+         geopointsrc=\"GPS\"/><__group role=\"Team Member\" name=\"Cyan\"/><status \
+         battery=\"{bat}\"/><track course=\"{course}.0\" speed=\"1.4\"/><remarks>seq={seq} \
+         t={t_us}</remarks></detail></event>",
+        lat = 48.1 + (seq % 10_000) as f64 * 1e-6,
+        lon = 11.5 + (seq % 10_000) as f64 * 1e-6,
+        bat = 100 - seq % 80,
+        course = seq % 360,
+        t_us = 1_000_000 + seq * 7,
+    )
+}
+
+/// Events per run of the profiling aids below (`RAMPART_BENCH_N`, default 20 000).
+fn profile_n() -> u64 {
+    std::env::var("RAMPART_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000)
+}
+
+/// Profiling aid (callgrind): the server's ingest path, `next_event` then `to_report_with`,
+/// over a stream of realistic ATAK PLIs read in 64 KiB chunks. `RAMPART_BENCH_STAGE=split`
+/// stops after `next_event`.
+#[test]
+#[ignore = "profiling aid: run under callgrind"]
+fn ingest_atak_pli() {
+    let n = profile_n();
+    let report = std::env::var("RAMPART_BENCH_STAGE").as_deref() != Ok("split");
+    let mut stream = Vec::new();
+    for seq in 0..n {
+        stream.extend_from_slice(atak_pli(seq).as_bytes());
+    }
+    println!("PLI: {} bytes", atak_pli(1).len());
+    assert_eq!(ingest_loop(&stream, report), n);
+}
+
+/// The measured part of [`ingest_atak_pli`] (callgrind: `--toggle-collect='*ingest_loop*'`).
+#[inline(never)]
+fn ingest_loop(stream: &[u8], report: bool) -> u64 {
+    let limits = CotLimits::default();
+    let model = rampart_model::Limits::default();
+    let mut s = XmlStreamSplitter::default();
+    let mut got = 0;
+    // The loop of the TAK edge's session: the one-pass path, else the lexer and parse_xml.
+    for c in stream.chunks(64 * 1024) {
+        s.push(c);
+        loop {
+            let ev = match s.next_event(&limits) {
+                Some((frame, ev)) => {
+                    black_box(&frame);
+                    ev
+                }
+                None => match s.next_frame().unwrap() {
+                    Some(f) => parse_xml(&f, &limits).unwrap(),
+                    None => break,
+                },
+            };
+            if report {
+                black_box(ev.to_report_with(&model).unwrap());
+            } else {
+                black_box(ev);
+            }
+            got += 1;
+        }
+    }
+    got
+}

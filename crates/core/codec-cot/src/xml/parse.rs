@@ -68,27 +68,31 @@ pub fn parse_xml(input: &[u8], limits: &CotLimits) -> Result<CotEvent, CotError>
 }
 
 /// Parses the `<event>` root element that `text` starts with, where `text` may go on past
-/// it (the rest of a stream read), with the fast reader only. Returns the event and the
-/// length of the root element, or `None` whenever the fast reader does not take it.
+/// it (the rest of a stream read), with the fast reader only, into `ev` (a
+/// [`blank_event`]: filled in place, as the event is large to move). Returns the length of
+/// the root element, or `None` whenever the fast reader does not take it.
 ///
 /// `text` must already have passed the checks [`parse_xml`] makes on a whole document (UTF-8,
 /// [`check_chars`], no byte-order mark), and the caller must bound the returned length by
 /// `limits.max_event_bytes`. Then the event is the one `parse_xml` returns for
 /// `&text[..len]`: that runs this same reader over the same bytes and then finds nothing
 /// after the root. On `None`, the caller splits and parses the usual way.
-pub(crate) fn parse_fast_prefix(text: &str, limits: &CotLimits) -> Option<(CotEvent, usize)> {
+pub(crate) fn parse_fast_prefix(
+    text: &str,
+    limits: &CotLimits,
+    ev: &mut CotEvent,
+) -> Option<usize> {
     if !text.starts_with('<') {
         return None;
     }
     let mut p = Parser::with_fast(text, limits);
-    let mut ev = blank_event();
     match p.next().ok()? {
-        (0, Event::Start(e)) if local_name(&e) == b"event" => p.event(&e, 0, true, &mut ev),
-        (0, Event::Empty(e)) if local_name(&e) == b"event" => p.event(&e, 0, false, &mut ev),
+        (0, Event::Start(e)) if local_name(&e) == b"event" => p.event(&e, 0, true, ev),
+        (0, Event::Empty(e)) if local_name(&e) == b"event" => p.event(&e, 0, false, ev),
         _ => return None,
     }
     .ok()?;
-    Some((ev, p.pos()))
+    Some(p.pos())
 }
 
 /// Whether `b` may hold a character [`check_chars`] rejects: a C0 control other than tab,
@@ -98,7 +102,7 @@ pub(crate) fn suspicious_byte(b: u8) -> bool {
 }
 
 /// The event the parser fills in.
-fn blank_event() -> CotEvent {
+pub(crate) fn blank_event() -> CotEvent {
     let mut ev = CotEvent::new("", "", Timestamp(0), Timestamp(0));
     ev.start = None;
     ev
@@ -500,6 +504,8 @@ fn scan_attrs(b: &[u8], mut i: usize, end: usize, out: &mut AttrSpans) -> Option
     out.n = 0;
     out.amp = 0;
     out.slow = false;
+    // Every offset below is under `end`, so each fits in a u32 when `end` does.
+    u32::try_from(end).ok()?;
     let mut seen = 0u64;
     loop {
         while i < end && xml_ws(b[i]) {
@@ -509,10 +515,11 @@ fn scan_attrs(b: &[u8], mut i: usize, end: usize, out: &mut AttrSpans) -> Option
             return Some(i);
         }
         let key_start = i;
-        i += 1;
-        while i < end && NAME_BYTES[usize::from(b[i])] != 0 {
-            i += 1;
-        }
+        // The rest of the name, over a slice (no bounds check per byte).
+        i += 1 + b
+            .get(i + 1..end)?
+            .iter()
+            .position(|&c| NAME_BYTES[usize::from(c)] == 0)?;
         if i + 1 >= end || b[i] != b'=' {
             return None;
         }
@@ -538,14 +545,19 @@ fn scan_attrs(b: &[u8], mut i: usize, end: usize, out: &mut AttrSpans) -> Option
         }
         seen |= sig;
         out.spans[out.n] = [
-            u32::try_from(key_start).ok()?,
-            u32::try_from(key_end).ok()?,
-            u32::try_from(value_start).ok()?,
-            u32::try_from(value_end).ok()?,
+            key_start as u32,
+            key_end as u32,
+            value_start as u32,
+            value_end as u32,
         ];
         out.amp |= u32::from(amp) << out.n;
         out.n += 1;
     }
+}
+
+/// `a == b` for the short names of typed fields, without a call to `memcmp`.
+fn short_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
 
 /// XML white space, as quick-xml defines it.
@@ -1225,7 +1237,7 @@ impl<'a, 'l> Parser<'a, 'l> {
             spans,
             &|| format!("event/detail/{}", qname(e)),
             |key, value| {
-                match fields.iter().position(|(f, _)| *f == key) {
+                match fields.iter().position(|(f, _)| short_eq(f, key)) {
                     Some(i) => match Val::accept(fields[i].1, &value) {
                         Some(v) => values[i] = Some(v),
                         None => extra.attrs.push(Attr::new(key, &value)),
@@ -1267,6 +1279,11 @@ impl<'a, 'l> Parser<'a, 'l> {
             return Ok(None);
         }
         let raw = self.slice(c.inner.clone());
+        // Without a `&` there is nothing to resolve, and the characters XML forbids were
+        // already rejected for the whole input by `check_chars` (see `unescape`).
+        if !raw.contains('&') {
+            return Ok(Some(raw.to_owned()));
+        }
         let t = quick_xml::escape::unescape(raw)
             .map_err(|e| CotError::invalid(path, format!("bad escape: {e}")))?;
         if t.chars().any(forbidden) {
