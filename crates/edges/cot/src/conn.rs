@@ -240,8 +240,10 @@ async fn serve<R: Reader, W: AsyncWrite + Unpin + Send>(
         };
         tokio::select! {
             r = reader.read_into(&mut session) => {
-                if let Some(reports) = session.take_reports() {
-                    edge.ingest.send(reports).await;
+                if let Some(reports) = session.take_reports()
+                    && let Err(e) = edge.sink.submit_unacked(reports)
+                {
+                    tracing::error!(error = %e, kind, "CoT reports not stored");
                 }
                 match r {
                     Ok(true) => {}

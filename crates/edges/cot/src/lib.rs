@@ -23,7 +23,6 @@
 mod bridge;
 mod conn;
 mod frame;
-mod ingest;
 pub mod mesh;
 pub mod owners;
 pub mod router;
@@ -297,8 +296,6 @@ pub struct CotEdge {
     pub(crate) event_hook: std::sync::OnceLock<EventHook>,
     /// uid → certificate CN bindings (`bind_uids`).
     pub(crate) owners: owners::UidOwners,
-    /// Stream sessions' reports on their way to the engine.
-    pub(crate) ingest: ingest::IngestQueue,
 }
 
 /// A function shown every event TAK stream clients send. It must not block (hand work off).
@@ -344,7 +341,6 @@ impl CotEdge {
             labels,
             cfg,
             engine,
-            ingest: ingest::IngestQueue::new(sink.clone()),
             sink,
             metrics,
             server_uid: "Rampart".to_string(),
