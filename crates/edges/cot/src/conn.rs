@@ -107,6 +107,34 @@ impl<R: AsyncRead + Unpin + Send> Reader for StreamReader<R> {
     }
 }
 
+/// Most reports a connection holds back while the engine is busy with another batch.
+const MAX_DEFERRED_REPORTS: usize = 4096;
+
+/// Hands the session's reports to the engine. With `may_defer`, reports the engine cannot take
+/// without waiting (another connection's batch holds it) stay with the session, up to
+/// [`MAX_DEFERRED_REPORTS`], and go with its next batch: the connection parses on instead of
+/// blocking its runtime worker on the engine's lock.
+fn submit_reports(edge: &CotEdge, session: &mut Session, kind: &str, may_defer: bool) {
+    let Some(reports) = session.take_reports() else {
+        return;
+    };
+    let result = if may_defer && reports.len() < MAX_DEFERRED_REPORTS {
+        match edge.sink.try_submit_unacked(reports) {
+            Ok(Err(back)) => {
+                session.defer_reports(back);
+                return;
+            }
+            Ok(Ok(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    } else {
+        edge.sink.submit_unacked(reports).map(|_| ())
+    };
+    if let Err(e) = result {
+        tracing::error!(error = %e, kind, "CoT reports not stored");
+    }
+}
+
 /// Writes every piece of `parts` in order with vectored writes: the routed frames go to the
 /// kernel straight from the shared buffers, without gathering them into one copy first.
 async fn write_parts<W: AsyncWrite + Unpin>(wr: &mut W, parts: &[Outgoing]) -> std::io::Result<()> {
@@ -240,17 +268,18 @@ async fn serve<R: Reader, W: AsyncWrite + Unpin + Send>(
         };
         tokio::select! {
             r = reader.read_into(&mut session) => {
-                if let Some(reports) = session.take_reports()
-                    && let Err(e) = edge.sink.submit_unacked(reports)
-                {
-                    tracing::error!(error = %e, kind, "CoT reports not stored");
-                }
+                submit_reports(&edge, &mut session, kind, matches!(r, Ok(true)));
                 match r {
                     Ok(true) => {}
                     Ok(false) => break closed("end of stream"),
                     Err(c) => break c,
                 }
             },
+            // Reports held back while another batch had the engine: if no more input is
+            // ready to go with them, they go now.
+            () = std::future::ready(()), if session.has_reports() => {
+                submit_reports(&edge, &mut session, kind, false);
+            }
             _ = client.notify.notified() => {
                 // Let a few more events gather before writing: one write of many events costs
                 // far less than a wake-up and a write each, for a bounded delay.
@@ -275,6 +304,7 @@ async fn serve<R: Reader, W: AsyncWrite + Unpin + Send>(
         let _ =
             tokio::time::timeout(Duration::from_millis(200), wr.write_all(&session.direct)).await;
     }
+    submit_reports(&edge, &mut session, kind, false);
     session.finish();
     gauge.dec();
     if close.reason == "closed" {

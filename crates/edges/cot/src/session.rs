@@ -296,6 +296,17 @@ impl Session {
         (!self.reports.is_empty()).then(|| std::mem::take(&mut self.reports))
     }
 
+    /// Puts reports the engine could not take yet back in front of any newer ones.
+    pub fn defer_reports(&mut self, mut reports: Vec<Report>) {
+        reports.append(&mut self.reports);
+        self.reports = reports;
+    }
+
+    /// True when reports wait for the engine.
+    pub fn has_reports(&self) -> bool {
+        !self.reports.is_empty()
+    }
+
     /// Leaves the router.
     pub fn finish(&self) {
         self.edge.router.leave(self.client.id);

@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use parking_lot::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
+use parking_lot::{MappedRwLockReadGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use rampart_history::{HistoryError, HistoryStore, Ticket};
 use rampart_model::{Entity, Report, ReportId, Timestamp, Uid};
 use rampart_picture::{Change, FoldOutcome, Picture, PictureConfig, Query};
@@ -110,6 +110,17 @@ pub trait ReportSink: Send + Sync {
     /// Submits a batch without waiting for durability, for protocols that acknowledge
     /// nothing (CoT streams, UDP feeds). The reports are durable at the next group commit.
     fn submit_unacked(&self, reports: Vec<Report>) -> Result<IngestReceipt, EngineError>;
+
+    /// [`ReportSink::submit_unacked`] unless that would wait for another batch: then `Ok(Err)`
+    /// hands the reports back, for the caller to submit later with more. The default always
+    /// submits.
+    #[allow(clippy::type_complexity)]
+    fn try_submit_unacked(
+        &self,
+        reports: Vec<Report>,
+    ) -> Result<Result<IngestReceipt, Vec<Report>>, EngineError> {
+        self.submit_unacked(reports).map(Ok)
+    }
 
     /// Resolves once everything up to `ticket` (from [`ReportSink::submit_unacked`]) is
     /// durable. With the two, a source appends batches in its own order and still waits for
@@ -305,8 +316,30 @@ impl Engine {
         reports: Vec<Report>,
         now: Timestamp,
     ) -> Result<IngestReceipt, EngineError> {
+        self.ingest_locked(self.state.write(), reports, now)
+    }
+
+    /// [`Engine::ingest_now`] if no other batch holds the engine; otherwise the reports come
+    /// back untouched, so a stream source can parse more input meanwhile and submit one
+    /// larger batch instead of waiting.
+    pub fn try_ingest_now(
+        &self,
+        reports: Vec<Report>,
+        now: Timestamp,
+    ) -> Result<Result<IngestReceipt, Vec<Report>>, EngineError> {
+        match self.state.try_write() {
+            Some(state) => self.ingest_locked(state, reports, now).map(Ok),
+            None => Ok(Err(reports)),
+        }
+    }
+
+    fn ingest_locked(
+        &self,
+        mut state: RwLockWriteGuard<'_, State>,
+        reports: Vec<Report>,
+        now: Timestamp,
+    ) -> Result<IngestReceipt, EngineError> {
         let mut receipt = IngestReceipt::default();
-        let mut state = self.state.write();
         let State {
             picture,
             dedup,
@@ -693,6 +726,13 @@ impl ReportSink for Engine {
 
     fn submit_unacked(&self, reports: Vec<Report>) -> Result<IngestReceipt, EngineError> {
         self.ingest_now(reports, Timestamp::now())
+    }
+
+    fn try_submit_unacked(
+        &self,
+        reports: Vec<Report>,
+    ) -> Result<Result<IngestReceipt, Vec<Report>>, EngineError> {
+        self.try_ingest_now(reports, Timestamp::now())
     }
 
     fn wait_durable(

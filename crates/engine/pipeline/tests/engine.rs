@@ -274,3 +274,27 @@ async fn filtered_subscribers_get_no_deltas_nobody_wants() {
         Err(TryRecvError::Empty)
     ));
 }
+
+/// `try_ingest_now` hands the batch back untouched while the engine is held (here by a
+/// reader), and ingests it once the engine is free.
+#[tokio::test]
+async fn try_ingest_hands_the_batch_back_while_the_engine_is_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _log) = open(dir.path(), EngineConfig::default());
+    let batch = vec![report("t1", 1.0, 0), report("t2", 2.0, 0)];
+    let held = engine.picture();
+    let back = engine
+        .try_ingest_now(batch, Timestamp::now())
+        .unwrap()
+        .expect_err("ingested while the engine was held");
+    drop(held);
+    assert_eq!(back.len(), 2);
+    assert_eq!(back[0].uid.as_str(), "t1");
+    assert!(engine.picture().get("t1").is_none());
+    let receipt = engine
+        .try_ingest_now(back, Timestamp::now())
+        .unwrap()
+        .expect("the engine was free");
+    assert_eq!(receipt.accepted, 2);
+    assert_eq!(engine.picture().get("t2").unwrap().lat, 2.0);
+}
