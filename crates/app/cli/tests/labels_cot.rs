@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::python;
+use common::{python, run_json};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -106,21 +106,7 @@ async fn scenario(node: &Node, token: &str, name: &str) -> Value {
         .args(["--token", token])
         .arg("--data")
         .arg(&node.data);
-    let name = name.to_string();
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run labels_clients.py"))
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "TAK label scenario {name} failed (run scripts/python-env?):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "scenario {name} printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    run_json(cmd, &format!("TAK label scenario {name}")).await
 }
 
 /// What each receiver saw, checked again here so the table of expectations is in one place.

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Node, eventually, python};
+use common::{Node, eventually, python, run_json};
 use futures_util::StreamExt;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
@@ -74,21 +74,7 @@ async fn scenario(node: &Node, name: &str) -> Value {
         .args(["--http", &node.base])
         .arg("--data")
         .arg(&node.data);
-    let name = name.to_string();
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run tak_clients.py"))
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "TAK client scenario {name} failed (run scripts/python-env?):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "scenario {name} printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    run_json(cmd, &format!("TAK client scenario {name}")).await
 }
 
 async fn entity(node: &Node, uid: &str) -> Value {

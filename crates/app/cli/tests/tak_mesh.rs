@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Node, eventually, python};
+use common::{Node, eventually, python, run_json};
 use serde_json::Value;
 
 const GROUP: &str = "239.2.3.1";
@@ -58,20 +58,7 @@ async fn scenario(node: &Node, group: &str, expect_out: bool) -> Value {
     if expect_out {
         cmd.arg("--expect-out");
     }
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run tak_mesh.py"))
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "TAK mesh scenario failed (run scripts/python-env?):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "the mesh scenario printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    run_json(cmd, "TAK mesh scenario").await
 }
 
 async fn entity(node: &Node, uid: &str) -> Value {

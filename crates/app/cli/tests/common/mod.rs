@@ -164,6 +164,27 @@ pub fn python() -> PathBuf {
     path
 }
 
+/// Runs a third-party client scenario (`what` names it in failures) on a blocking thread and
+/// returns the JSON it prints; fails the test with its standard error when it fails.
+pub async fn run_json(mut cmd: Command, what: &str) -> serde_json::Value {
+    let what = what.to_string();
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{what} did not start: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed (run scripts/python-env?):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{what} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
 /// `rampart user add NAME --role ROLE --token --data DATA EXTRA… [--password-stdin]`, with the
 /// password (if any) on standard input; returns the API token it prints.
 pub fn add_user(
