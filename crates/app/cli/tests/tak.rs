@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Node, eventually, python, run_json};
+use common::{Node, close_to, entity, eventually, metrics, python, run_json, series};
 use futures_util::StreamExt;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
@@ -75,58 +75,6 @@ async fn scenario(node: &Node, name: &str) -> Value {
         .arg("--data")
         .arg(&node.data);
     run_json(cmd, &format!("TAK client scenario {name}")).await
-}
-
-async fn entity(node: &Node, uid: &str) -> Value {
-    let url = node.url(&format!("/api/v1/entities/{}", urlencode(uid)));
-    let mut last = Value::Null;
-    let found = eventually(Duration::from_secs(5), async || {
-        let Ok(r) = reqwest::get(&url).await else {
-            return false;
-        };
-        if r.status() != 200 {
-            return false;
-        }
-        last = r.json().await.unwrap_or(Value::Null);
-        true
-    })
-    .await;
-    assert!(found, "entity {uid} is not in the picture");
-    last["properties"].clone()
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-async fn metrics(node: &Node) -> String {
-    reqwest::get(node.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-/// The value of one metric series (`name{labels}`), 0 when absent.
-fn series(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
-fn close_to(ctx: &str, got: &Value, want: f64) {
-    let g = got
-        .as_f64()
-        .unwrap_or_else(|| panic!("{ctx}: expected a number near {want}, got {got}"));
-    assert!((g - want).abs() < 1e-6, "{ctx}: got {g}, want {want}");
 }
 
 // ---------------------------------------------------------------------------------------------

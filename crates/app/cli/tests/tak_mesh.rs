@@ -11,9 +11,8 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
-use common::{Node, eventually, python, run_json};
+use common::{Node, close_to, entity, metrics, python, run_json, series};
 use serde_json::Value;
 
 const GROUP: &str = "239.2.3.1";
@@ -61,47 +60,8 @@ async fn scenario(node: &Node, group: &str, expect_out: bool) -> Value {
     run_json(cmd, "TAK mesh scenario").await
 }
 
-async fn entity(node: &Node, uid: &str) -> Value {
-    let url = node.url(&format!("/api/v1/entities/{uid}"));
-    let mut last = Value::Null;
-    let found = eventually(Duration::from_secs(5), async || {
-        let Ok(r) = reqwest::get(&url).await else {
-            return false;
-        };
-        if r.status() != 200 {
-            return false;
-        }
-        last = r.json().await.unwrap_or(Value::Null);
-        true
-    })
-    .await;
-    assert!(found, "entity {uid} is not in the picture");
-    last["properties"].clone()
-}
-
-async fn metric(node: &Node, series: &str) -> f64 {
-    let text = reqwest::get(node.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0.0)
-}
-
-fn close_to(ctx: &str, got: &Value, want: f64) {
-    let g = got
-        .as_f64()
-        .unwrap_or_else(|| panic!("{ctx}: expected a number near {want}, got {got}"));
-    assert!((g - want).abs() < 1e-6, "{ctx}: got {g}, want {want}");
+async fn metric(node: &Node, name: &str) -> f64 {
+    series(&metrics(node).await, name)
 }
 
 /// (a) A takproto mesh datagram reaches a TCP client and the picture; (b) with the mesh proxy,

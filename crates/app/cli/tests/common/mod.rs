@@ -185,6 +185,62 @@ pub async fn run_json(mut cmd: Command, what: &str) -> serde_json::Value {
     })
 }
 
+/// The GeoJSON properties of entity `uid`, waiting up to 5 s for it to reach the picture.
+pub async fn entity(node: &Node, uid: &str) -> serde_json::Value {
+    let url = node.url(&format!("/api/v1/entities/{}", urlencode(uid)));
+    let mut last = serde_json::Value::Null;
+    let found = eventually(Duration::from_secs(5), async || {
+        let Ok(r) = reqwest::get(&url).await else {
+            return false;
+        };
+        if r.status() != 200 {
+            return false;
+        }
+        last = r.json().await.unwrap_or(serde_json::Value::Null);
+        true
+    })
+    .await;
+    assert!(found, "entity {uid} is not in the picture");
+    last["properties"].clone()
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters (a uid in a URL path).
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The node's Prometheus text.
+pub async fn metrics(node: &Node) -> String {
+    reqwest::get(node.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of one metric series (`name{labels}`), 0 when absent.
+pub fn series(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Asserts that JSON number `got` is within 1e-6 of `want`.
+pub fn close_to(ctx: &str, got: &serde_json::Value, want: f64) {
+    let g = got
+        .as_f64()
+        .unwrap_or_else(|| panic!("{ctx}: expected a number near {want}, got {got}"));
+    assert!((g - want).abs() < 1e-6, "{ctx}: got {g}, want {want}");
+}
+
 /// `rampart user add NAME --role ROLE --token --data DATA EXTRA… [--password-stdin]`, with the
 /// password (if any) on standard input; returns the API token it prints.
 pub fn add_user(
