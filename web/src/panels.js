@@ -604,6 +604,7 @@ export function initPanels(app) {
     const keep = (l) => (drawing && l === drawing.preview) || (editing && (l === editing.outline || l === editing.handles));
     geofenceLayer.eachLayer((l) => { if (!keep(l)) geofenceLayer.removeLayer(l); });
     if (na) { $('geofences').replaceChildren(na); return; }
+    const status = $('gf-status')?.textContent ?? '';
     const fences = Array.isArray(body) ? body : [];
     const style = { color: '#ff9800', weight: 2, fillOpacity: 0.08, interactive: false };
     const rows = fences.map((g) => {
@@ -641,7 +642,9 @@ export function initPanels(app) {
         el('button', { type: 'button', id: 'gf-finish', hidden: '', onclick: finishDrawing }, 'Finish'),
         el('button', { type: 'button', id: 'gf-save', hidden: editing ? null : '', onclick: saveEditing }, 'Save corners'),
         el('button', { type: 'button', id: 'gf-cancel', hidden: editing ? null : '', onclick: () => cancelEditing('Cancelled.') }, 'Cancel')),
-      el('p', { class: 'muted', id: 'gf-status', role: 'status' }),
+      // The panel is rebuilt after every change: keep what the status line last said
+      // ("Saved.", "Not saved: …"), or the rebuild would wipe it before anyone reads it.
+      el('p', { class: 'muted', id: 'gf-status', role: 'status' }, status),
       el('p', { class: 'muted' }, `${fences.length} geofences (orange on the map)`),
       el('ol', { class: 'list geofences' }, ...rows));
   }
